@@ -1,0 +1,1 @@
+"""Keras layers used by bert4keras models; one concept per module."""
