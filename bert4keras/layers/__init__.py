@@ -1,1 +1,11 @@
 """Keras layers used by bert4keras models; one concept per module."""
+from bert4keras.layers.attention import AttentionMask, MultiHeadAttention
+from bert4keras.layers.embeddings import (
+    BiasAdd,
+    Embedding,
+    PositionEmbedding,
+    SinusoidalPositionEmbedding,
+    TokenSlice,
+)
+from bert4keras.layers.feedforward import FeedForward
+from bert4keras.layers.normalization import LayerNormalization

@@ -1,0 +1,253 @@
+"""Multi-head attention and the attention-mask layer."""
+import math
+
+import keras
+from keras import ops
+
+from bert4keras import backend
+
+_MASK_MODES = ("bidirectional", "causal", "unilm")
+
+
+@keras.saving.register_keras_serializable(package="bert4keras")
+class AttentionMask(keras.layers.Layer):
+    """Builds the boolean attention mask from `[token_ids, segment_ids]`.
+
+    Padded keys (token id 0) are always masked. On top of that:
+    - 'bidirectional': nothing else (BERT encoder), shape (batch, 1, 1, keys);
+    - 'causal': query i sees keys j <= i (language model);
+    - 'unilm': query i sees key j when `cumsum(segment_ids)[j] <=
+      cumsum(segment_ids)[i]` (UniLM seq2seq).
+
+    Args:
+        mode: one of 'bidirectional', 'causal', 'unilm'.
+    """
+
+    def __init__(self, mode="bidirectional", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in _MASK_MODES:
+            raise ValueError(f"mode must be one of {_MASK_MODES}, got {mode!r}")
+        self.mode = mode
+
+    def call(self, inputs):
+        token_ids, segment_ids = inputs
+        mask = backend.padding_mask(token_ids)
+        if self.mode == "causal":
+            mask = ops.logical_and(mask, backend.causal_mask(ops.shape(token_ids)[1]))
+        elif self.mode == "unilm":
+            mask = ops.logical_and(mask, backend.unilm_mask(segment_ids))
+        return mask
+
+    def compute_output_spec(self, inputs):
+        token_ids = inputs[0]
+        batch, length = token_ids.shape[0], token_ids.shape[1]
+        q = 1 if self.mode == "bidirectional" else length
+        return keras.KerasTensor((batch, 1, q, length), dtype="bool")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(mode=self.mode)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="bert4keras")
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head scaled dot-product attention with an explicit boolean mask.
+
+    The call takes `[q, k, v]` (or one tensor for self-attention) and an
+    optional `attention_mask` broadcastable to (batch, heads, q_len, k_len),
+    True where attention is allowed. With `rotary=True` the queries and keys
+    (and values with `rotary_value=True`) get RoFormer's rotary position
+    embedding on interleaved pairs.
+
+    The fast path goes through `keras.ops.dot_product_attention` (fused kernels
+    on GPU, XLA-friendly on TF). The explicit path runs when attention
+    probabilities are requested or attention dropout is active. Both compute
+    the softmax in float32.
+
+    Args:
+        heads: number of heads.
+        head_size: size of each head's values (and keys unless `key_size`).
+        out_dim: output size; defaults to the query input's last axis.
+        key_size: size of each head's queries/keys; defaults to `head_size`.
+        use_bias: whether the projections have biases.
+        attention_dropout: dropout rate on the attention probabilities.
+        rotary: apply rotary position embedding to queries and keys.
+        rotary_value: also rotate the values (some RoFormer variants).
+        kernel_initializer: initializer of the projection kernels.
+
+    Example:
+    ```python
+    mha = MultiHeadAttention(heads=4, head_size=8, name="Attention")
+    y = mha([x, x, x], attention_mask=mask)                  # (batch, len, 32)
+    y, probs = mha([x, x, x], return_attention_scores=True)   # probs: (b, 4, len, len)
+    ```
+    """
+
+    def __init__(
+        self,
+        heads,
+        head_size,
+        out_dim=None,
+        key_size=None,
+        use_bias=True,
+        attention_dropout=0.0,
+        rotary=False,
+        rotary_value=False,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.heads = int(heads)
+        self.head_size = int(head_size)
+        self.out_dim = out_dim
+        self.key_size = int(key_size or head_size)
+        self.use_bias = use_bias
+        self.attention_dropout = float(attention_dropout)
+        self.rotary = rotary
+        self.rotary_value = rotary_value
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        if (rotary and self.key_size % 2) or (rotary_value and self.head_size % 2):
+            raise ValueError("rotary position embedding needs even head sizes")
+
+        def dense(units, name):
+            return keras.layers.Dense(
+                units,
+                use_bias=use_bias,
+                kernel_initializer=self.kernel_initializer,
+                name=name,
+                dtype=self.dtype_policy,
+            )
+
+        self.q_dense = dense(self.heads * self.key_size, "q_dense")
+        self.k_dense = dense(self.heads * self.key_size, "k_dense")
+        self.v_dense = dense(self.heads * self.head_size, "v_dense")
+        self._out_dense_factory = dense
+        self.o_dense = None
+        self.dropout = keras.layers.Dropout(self.attention_dropout, dtype=self.dtype_policy)
+
+    @staticmethod
+    def _unpack(inputs):
+        """`x`, `[x]`, `[q, kv]` or `[q, k, v]` -> (q, k, v)."""
+        if not isinstance(inputs, (list, tuple)):
+            return inputs, inputs, inputs
+        if len(inputs) == 1:
+            return inputs[0], inputs[0], inputs[0]
+        if len(inputs) == 2:
+            return inputs[0], inputs[1], inputs[1]
+        return tuple(inputs)
+
+    @staticmethod
+    def _split_shapes(input_shape):
+        if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(
+            input_shape[0], (list, tuple)
+        ):
+            shapes = list(input_shape)
+            while len(shapes) < 3:
+                shapes.append(shapes[-1])
+            return shapes
+        return [input_shape] * 3
+
+    def build(self, input_shape):
+        q_shape, k_shape, v_shape = self._split_shapes(input_shape)
+        out_dim = self.out_dim or q_shape[-1]
+        self.o_dense = self._out_dense_factory(out_dim, "o_dense")
+        self.q_dense.build(q_shape)
+        self.k_dense.build(k_shape)
+        self.v_dense.build(v_shape)
+        self.o_dense.build(tuple(q_shape[:-1]) + (self.heads * self.head_size,))
+
+    def project(self, q, k, v, position_ids=None, k_position_ids=None):
+        """Project inputs into (batch, length, heads, size) queries, keys, values.
+
+        Rotary embedding is applied here, so a key/value cache stores rotated
+        keys. `position_ids` default to `arange(q_len)`; `k_position_ids`
+        default to `position_ids` when lengths match, else `arange(k_len)`.
+        """
+        qw = self._heads(self.q_dense(q), self.key_size)
+        kw = self._heads(self.k_dense(k), self.key_size)
+        vw = self._heads(self.v_dense(v), self.head_size)
+        if self.rotary:
+            q_pos = ops.arange(ops.shape(q)[1]) if position_ids is None else position_ids
+            if k_position_ids is None:
+                k_position_ids = q_pos if k is q else ops.arange(ops.shape(k)[1])
+            qw = self._rotate(qw, q_pos)
+            kw = self._rotate(kw, k_position_ids)
+            if self.rotary_value:
+                vw = self._rotate(vw, k_position_ids)
+        return qw, kw, vw
+
+    def _rotate(self, x, positions):
+        sin, cos = backend.rotary_sin_cos(positions, x.shape[-1], dtype=x.dtype)
+        return backend.apply_rotary(x, sin, cos)
+
+    def _heads(self, x, size):
+        shape = ops.shape(x)
+        return ops.reshape(x, (shape[0], shape[1], self.heads, size))
+
+    def attend(self, qw, kw, vw, attention_mask=None, return_attention_scores=False, training=None):
+        """Attention over projected (batch, length, heads, size) tensors.
+
+        Returns the merged (batch, q_len, heads * head_size) context, and the
+        float32 attention probabilities when `return_attention_scores`.
+        """
+        scale = 1.0 / math.sqrt(self.key_size)
+        use_dropout = training and self.attention_dropout > 0
+        if not return_attention_scores and not use_dropout:
+            context = ops.dot_product_attention(qw, kw, vw, mask=attention_mask, scale=scale)
+            probs = None
+        else:
+            logits = ops.einsum("btnh,bsnh->bnts", qw, kw)
+            logits = ops.cast(logits, "float32") * scale
+            if attention_mask is not None:
+                logits = ops.where(attention_mask, logits, -backend.large_value("float32"))
+            probs = ops.softmax(logits, axis=-1)
+            dropped = self.dropout(probs, training=training) if use_dropout else probs
+            context = ops.einsum("bnts,bsnh->btnh", ops.cast(dropped, vw.dtype), vw)
+        shape = ops.shape(context)
+        context = ops.reshape(context, (shape[0], shape[1], self.heads * self.head_size))
+        return context, probs
+
+    def call(
+        self,
+        inputs,
+        attention_mask=None,
+        position_ids=None,
+        return_attention_scores=False,
+        training=None,
+    ):
+        q, k, v = self._unpack(inputs)
+        qw, kw, vw = self.project(q, k, v, position_ids=position_ids)
+        context, probs = self.attend(
+            qw, kw, vw, attention_mask, return_attention_scores, training=training
+        )
+        output = self.o_dense(context)
+        if return_attention_scores:
+            return output, probs
+        return output
+
+    def compute_output_spec(self, inputs, return_attention_scores=False, **kwargs):
+        q, k, _ = self._unpack(inputs)
+        out_dim = self.out_dim or q.shape[-1]
+        output = keras.KerasTensor(tuple(q.shape[:-1]) + (out_dim,), dtype=self.compute_dtype)
+        if return_attention_scores:
+            probs = keras.KerasTensor(
+                (q.shape[0], self.heads, q.shape[1], k.shape[1]), dtype="float32"
+            )
+            return output, probs
+        return output
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            heads=self.heads,
+            head_size=self.head_size,
+            out_dim=self.out_dim,
+            key_size=self.key_size,
+            use_bias=self.use_bias,
+            attention_dropout=self.attention_dropout,
+            rotary=self.rotary,
+            rotary_value=self.rotary_value,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config

@@ -1,0 +1,70 @@
+"""Position-wise feed-forward block."""
+import keras
+
+from bert4keras import backend
+
+
+@keras.saving.register_keras_serializable(package="bert4keras")
+class FeedForward(keras.layers.Layer):
+    """Two dense maps, `units` wide in the middle: `o(act(i0(x)))`.
+
+    Args:
+        units: the intermediate size.
+        activation: a config activation name (`'gelu'` is the exact erf form,
+            see `bert4keras.backend.get_activation`) or a callable.
+        use_bias: whether the maps have biases.
+        kernel_initializer: initializer of both kernels.
+
+    Example:
+    ```python
+    y = FeedForward(3072, activation="gelu", name="Transformer-0-FeedForward")(x)
+    ```
+    """
+
+    def __init__(
+        self, units, activation="gelu", use_bias=True, kernel_initializer="glorot_uniform", **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.activation = activation
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.i0 = keras.layers.Dense(
+            self.units,
+            activation=backend.get_activation(activation),
+            use_bias=use_bias,
+            kernel_initializer=self.kernel_initializer,
+            name="i0",
+            dtype=self.dtype_policy,
+        )
+        self.o = None
+
+    def build(self, input_shape):
+        self.o = keras.layers.Dense(
+            input_shape[-1],
+            use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer,
+            name="o",
+            dtype=self.dtype_policy,
+        )
+        self.i0.build(input_shape)
+        self.o.build(tuple(input_shape[:-1]) + (self.units,))
+
+    def call(self, inputs):
+        return self.o(self.i0(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        activation = self.activation
+        if callable(activation):
+            activation = keras.saving.serialize_keras_object(activation)
+        config.update(
+            units=self.units,
+            activation=activation,
+            use_bias=self.use_bias,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config
