@@ -47,6 +47,8 @@ def get_activation(name):
     """
     if callable(name) or name is None:
         return name
+    if isinstance(name, dict):  # a serialized callable from get_config
+        return keras.saving.deserialize_keras_object(name)
     key = str(name).lower()
     if key in _ACTIVATIONS:
         return _ACTIVATIONS[key]
