@@ -9,6 +9,20 @@ from bert4keras import backend
 _MASK_MODES = ("bidirectional", "causal", "unilm")
 
 
+def _fused_supported(dtype):
+    """Whether `ops.dot_product_attention` can run `dtype` here.
+
+    JAX on CPU cannot lower float16 matmuls with float32 accumulation, which
+    its attention requests; the explicit path (float16 matmuls, float32
+    softmax) is used there instead.
+    """
+    if keras.backend.backend() != "jax" or keras.backend.standardize_dtype(dtype) != "float16":
+        return True
+    import jax
+
+    return jax.default_backend() != "cpu"
+
+
 @keras.saving.register_keras_serializable(package="bert4keras")
 class AttentionMask(keras.layers.Layer):
     """Builds the boolean attention mask from `[token_ids, segment_ids]`.
@@ -193,7 +207,7 @@ class MultiHeadAttention(keras.layers.Layer):
         """
         scale = 1.0 / math.sqrt(self.key_size)
         use_dropout = training and self.attention_dropout > 0
-        if not return_attention_scores and not use_dropout:
+        if not return_attention_scores and not use_dropout and _fused_supported(qw.dtype):
             context = ops.dot_product_attention(qw, kw, vw, mask=attention_mask, scale=scale)
             probs = None
         else:
