@@ -18,6 +18,14 @@ import torch
 import transformers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The default sentences of examples/basic_extract_features.py (a test checks they agree).
+SENTENCES = [
+    "A man is playing a guitar.",
+    "Someone is playing music on a guitar.",
+    "The new movie is awesome.",
+    "The cat sits outside on the mat.",
+    "The film was really great.",
+]
 
 
 def minilm_dir():
@@ -85,6 +93,22 @@ def minilm_reference():
     )
 
 
+def example_embeddings_reference():
+    """Mean-pooled, normalised MiniLM embeddings of the example's sentences."""
+    folder = minilm_dir()
+    tok = transformers.BertTokenizer(os.path.join(folder, "vocab.txt"), do_lower_case=True)
+    model = transformers.BertModel.from_pretrained(folder).eval()
+
+    batch = tok(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"][..., None].float()
+    mean = (hidden * mask).sum(1) / mask.sum(1)
+    mean = torch.nn.functional.normalize(mean, dim=-1)
+    np.savez_compressed(os.path.join(HERE, "example_embeddings.npz"),
+                        sentences=np.array(SENTENCES), embeddings=mean.numpy())
+
+
 def roformer_reference():
     torch.manual_seed(0)
     config = transformers.RoFormerConfig(
@@ -121,6 +145,13 @@ def roformer_reference():
 
 
 if __name__ == "__main__":
+    import sys
+
     print("transformers", transformers.__version__, "torch", torch.__version__)
-    minilm_reference()
-    roformer_reference()
+    parts = sys.argv[1:] or ["minilm", "example", "roformer"]
+    if "minilm" in parts:
+        minilm_reference()
+    if "example" in parts:
+        example_embeddings_reference()
+    if "roformer" in parts:
+        roformer_reference()
