@@ -9,3 +9,5 @@ from bert4keras.layers.embeddings import (
 )
 from bert4keras.layers.feedforward import FeedForward
 from bert4keras.layers.normalization import LayerNormalization
+from bert4keras.layers.crf import ConditionalRandomField, MaximumEntropyMarkovModel
+from bert4keras.layers.global_pointer import EfficientGlobalPointer, GlobalPointer
