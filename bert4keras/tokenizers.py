@@ -14,6 +14,8 @@ import sys
 import unicodedata
 from itertools import chain
 
+from bert4keras.snippets import truncate_sequences
+
 __all__ = ["load_vocab", "save_vocab", "Tokenizer", "SpTokenizer", "TokenizerBase"]
 
 # Google's definition of "Chinese character": the CJK Unified Ideographs
@@ -89,7 +91,8 @@ def _tables():
     classes as fragmented as "all C* categories". So each class also exists
     restricted to the BMP, and `special` finds the texts that need the full
     classes: any character above U+FFFF, any control or combining mark, and
-    the few BMP characters whose lower-case NFD form leaves the BMP.
+    the few BMP characters whose lower-case form has a combining mark
+    (U+0130) or whose lower-case NFD form leaves the BMP.
     """
     control, mark, punct, escapes = [], [], [], []
     for cp in range(sys.maxunicode + 1):
@@ -102,8 +105,11 @@ def _tables():
             mark.append(cp)
         elif cat[0] == "P":
             punct.append(cp)
-        if cp <= 0xFFFF and cp >= 0x80:
-            if max(unicodedata.normalize("NFD", ch.lower())) > "\uffff":
+        if 0x80 <= cp <= 0xFFFF:
+            lower = ch.lower()
+            if max(unicodedata.normalize("NFD", lower)) > "\uffff" or any(
+                unicodedata.category(c) == "Mn" for c in lower
+            ):
                 escapes.append(cp)
     ascii_punct = [
         cp for cp in range(128)
@@ -219,68 +225,6 @@ def save_vocab(dict_path, token_dict, encoding="utf-8"):
             writer.write(token + "\n")
 
 
-def _truncate_lengths(lengths, maxlen):
-    """How many items to drop from each sequence so the total fits `maxlen`.
-
-    Same result as repeatedly removing one item from the longest sequence
-    (the first one on ties), computed in closed form.
-    """
-    lengths = list(lengths)
-    excess = sum(lengths) - maxlen
-    while excess > 0:
-        top = max(lengths)
-        tied = [i for i, n in enumerate(lengths) if n == top]
-        lower = [n for n in lengths if n < top]
-        floor = max(lower) if lower else 0
-        cost = len(tied) * (top - floor)
-        if cost <= excess:
-            for i in tied:
-                lengths[i] = floor
-            excess -= cost
-            if floor == 0:
-                break
-        else:
-            rounds, rest = divmod(excess, len(tied))
-            for k, i in enumerate(tied):
-                lengths[i] = top - rounds - (1 if k < rest else 0)
-            excess = 0
-    return lengths
-
-
-def _drop_at(seq, index, k):
-    """Remove `k` items from list `seq` as `k` calls of `seq.pop(index)`
-    would, except that an index past the end is clamped instead of raising.
-    """
-    n = len(seq)
-    k = min(k, n)
-    if k <= 0:
-        return
-    if index < 0:
-        stop = max(n + index + 1, 0)
-        start = max(stop - k, 0)
-        del seq[start:stop]
-        left = k - (stop - start)
-        if left:
-            del seq[:left]
-    else:
-        start = min(index, n)
-        stop = min(start + k, n)
-        del seq[start:stop]
-        left = k - (stop - start)
-        if left:
-            del seq[len(seq) - left:]
-
-
-def _truncate(maxlen, indices, sequences):
-    sequences = [s for s in sequences if s]
-    if not isinstance(indices, (list, tuple)):
-        indices = [indices] * len(sequences)
-    targets = _truncate_lengths([len(s) for s in sequences], maxlen)
-    for s, index, target in zip(sequences, indices, targets):
-        _drop_at(s, int(index), len(s) - target)
-    return sequences
-
-
 class TokenizerBase:
     """Shared logic: special tokens, truncation, `encode` and batching.
 
@@ -361,7 +305,7 @@ class TokenizerBase:
             tokens.append(self._token_end)
         if maxlen is not None:
             index = -(int(self._token_end is not None) + 1)
-            _truncate(_check_maxlen(maxlen), index, [tokens])
+            truncate_sequences(_check_maxlen(maxlen), index, tokens)
         return tokens
 
     def encode(
@@ -419,7 +363,7 @@ class TokenizerBase:
                 )
             # The second text still carries its start token here and loses
             # it afterwards, as in bert4keras, hence the extra slot.
-            _truncate(maxlen + int(drop_start), index, [first, second])
+            truncate_sequences(maxlen + int(drop_start), index, first, second)
 
         if drop_start and second_text is not None:
             second = second[1:]

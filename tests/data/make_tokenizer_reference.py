@@ -44,8 +44,8 @@ def sweep_texts():
     """Texts covering every code point that is not unassigned/private-use.
 
     Each code point appears inside a word, after a capital letter (lower-case
-    and final-sigma context) and alone. Shared with tests/test_tokenizers.py,
-    which has its own copy of this function.
+    and final-sigma context) and alone. tests/test_tokenizers.py imports this
+    function from this file to rebuild the same texts.
     """
     cps = [
         cp for cp in range(sys.maxunicode + 1)
