@@ -370,7 +370,8 @@ def text_segmentate(text, maxlen, seps="\n", strips=None):
     The text is split at `seps[0]`; consecutive parts are merged back while
     they fit in `maxlen`, and parts still too long are split at `seps[1]`,
     and so on. Separators stay at the end of their piece; a part with no
-    separator left to split at is returned as is, even if too long.
+    separator left to split at is returned as is, even if too long, and a
+    run of repeated separators stays glued to the end of its piece.
 
     Args:
         text: the string.
