@@ -186,7 +186,7 @@ def main():
         chars = sum(map(len, lines))
         print("\n%s: %d lines, %d chars, vocab %s" % (name, len(lines), chars, os.path.basename(vocab)))
         ours = rows.get("ours (cold cache)")
-        print("%-48s %10s %12s %14s" % ("tokenizer", "tokens", "tokens/s", "ours(cold)/it"))
+        print("%-48s %10s %12s %14s" % ("tokenizer", "tokens", "tokens/s", "ours/peer"))
         for label, (t, count) in rows.items():
             ratio = "%.2fx" % ((count / t) and (ours[1] / ours[0]) / (count / t)) if ours else "-"
             print("%-48s %10d %12.0f %14s" % (label, count, count / t, ratio))

@@ -9,6 +9,7 @@ expressions once, so the per-character work runs in C, and WordPiece results
 are cached per word.
 """
 import functools
+import os
 import re
 import sys
 import unicodedata
@@ -141,12 +142,6 @@ def _tables():
     }
 
 
-def _open_text(path, mode="r", encoding="utf-8"):
-    import builtins
-
-    return builtins.open(path, mode, encoding=encoding)
-
-
 def load_vocab(dict_path, encoding="utf-8", simplified=False, startswith=None):
     """Read a BERT `vocab.txt` into a `{token: id}` dict.
 
@@ -196,7 +191,7 @@ def load_vocab(dict_path, encoding="utf-8", simplified=False, startswith=None):
 
 def _read_vocab(dict_path, encoding="utf-8"):
     token_dict = {}
-    with _open_text(dict_path, encoding=encoding) as reader:
+    with open(dict_path, encoding=encoding) as reader:
         for index, line in enumerate(reader):
             token = line.rstrip("\r\n")
             if (" " in token or "\t" in token) and token.strip():
@@ -220,7 +215,7 @@ def save_vocab(dict_path, token_dict, encoding="utf-8"):
                 "save_vocab: token_dict ids must be 0..%d without gaps; "
                 "token %r has id %r" % (len(items) - 1, token, i)
             )
-    with _open_text(dict_path, "w", encoding=encoding) as writer:
+    with open(dict_path, "w", encoding=encoding) as writer:
         for token, _ in items:
             writer.write(token + "\n")
 
@@ -493,9 +488,9 @@ class Tokenizer(TokenizerBase):
         cache_size: number of distinct words whose WordPiece split is cached.
 
     Example:
-    >>> tokenizer = Tokenizer("vocab.txt", do_lower_case=True)
-    >>> tokenizer.tokenize("语言模型 unaffable")
-    ['[CLS]', '语', '言', '模', '型', 'una', '##ffa', '##ble', '[SEP]']
+    >>> tokenizer = Tokenizer("vocab.txt", do_lower_case=True)  # bert-base-chinese
+    >>> tokenizer.tokenize("语言模型 Unaffable")
+    ['[CLS]', '语', '言', '模', '型', 'u', '##na', '##ff', '##able', '[SEP]']
     >>> token_ids, segment_ids = tokenizer.encode("语言模型", "BERT")
     """
 
@@ -503,12 +498,20 @@ class Tokenizer(TokenizerBase):
         self,
         token_dict,
         do_lower_case=False,
+        token_start="[CLS]",
+        token_end="[SEP]",
+        pre_tokenize=None,
+        token_translate=None,
         max_input_chars_per_word=100,
         cache_size=200000,
-        **kwargs,
     ):
-        super().__init__(**kwargs)
-        if isinstance(token_dict, str):
+        super().__init__(
+            token_start=token_start,
+            token_end=token_end,
+            pre_tokenize=pre_tokenize,
+            token_translate=token_translate,
+        )
+        if isinstance(token_dict, (str, os.PathLike)):
             token_dict = load_vocab(token_dict)
         elif not isinstance(token_dict, dict):
             raise TypeError(
@@ -545,9 +548,9 @@ class Tokenizer(TokenizerBase):
         self._re_ascii_split = t["ascii_split"]
         self._cache = _WordCache(self._word_piece_ids, int(cache_size))
         translate = {
-            token_dict[k]: token_dict[v]
+            token_dict[k]: self.token_to_id(v)
             for k, v in self._token_translate.items()
-            if k in token_dict and v in token_dict
+            if k in token_dict
         }
         self._id_translate = translate or None
 

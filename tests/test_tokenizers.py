@@ -517,3 +517,14 @@ def test_sp_tokenizer(tmp_path, reference):
     assert tok.decode([10**6, -3, 5]) == sp.decode([5])
     with pytest.raises(OSError, match="missing"):
         SpTokenizer(str(tmp_path / "missing.model"))
+
+
+def test_pickle_and_path_like(zh_vocab_path):
+    import pathlib
+    import pickle
+
+    tok = Tokenizer(pathlib.Path(zh_vocab_path), do_lower_case=True)
+    expected = tok.encode("你好 World")
+    clone = pickle.loads(pickle.dumps(tok))  # e.g. for multiprocessing workers
+    assert clone.encode("你好 World") == expected
+    assert clone.encode("新的 words") == tok.encode("新的 words")
