@@ -188,7 +188,7 @@ def main():
         ours = rows.get("ours (cold cache)")
         print("%-48s %10s %12s %14s" % ("tokenizer", "tokens", "tokens/s", "ours/peer"))
         for label, (t, count) in rows.items():
-            ratio = "%.2fx" % ((count / t) and (ours[1] / ours[0]) / (count / t)) if ours else "-"
+            ratio = "%.2fx" % ((ours[1] / ours[0]) / (count / t)) if ours else "-"
             print("%-48s %10d %12.0f %14s" % (label, count, count / t, ratio))
         for n in notes:
             print(n)

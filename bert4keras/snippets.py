@@ -208,8 +208,9 @@ def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post", dtyp
         inputs: list of samples; each is a (possibly nested, ragged) sequence
             whose first `seq_dims` levels vary in length. Deeper levels must
             have a common shape.
-        length: target length (int, or a list of `seq_dims` ints); default
-            the longest in the batch. Longer sequences keep their beginning.
+        length: target length (an int for every padded level, or a list of
+            `seq_dims` ints); default the longest in the batch. Longer
+            sequences keep their beginning.
         value: the padding value.
         seq_dims: how many leading levels are padded.
         mode: `'post'` pads at the end, `'pre'` at the start.
@@ -238,10 +239,7 @@ def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post", dtyp
         _nested_max(x, 0, seq_dims, lengths, leaves)
     if length is not None:
         if np.ndim(length) == 0:
-            length = [int(length)] * (1 if seq_dims == 1 else 0) or None
-            if length is None:
-                raise ValueError("sequence_padding(length=...): give a list of %d ints for seq_dims=%d"
-                                 % (seq_dims, seq_dims))
+            length = [length] * seq_dims
         length = [int(l) for l in length]
         if len(length) != seq_dims:
             raise ValueError(

@@ -89,11 +89,13 @@ def _tables():
 
     `re` tests a character class with a bitmap for the BMP but walks the
     ranges above U+FFFF one by one, which costs ~0.7 us per character for
-    classes as fragmented as "all C* categories". So each class also exists
-    restricted to the BMP, and `special` finds the texts that need the full
-    classes: any character above U+FFFF, any control or combining mark, and
-    the few BMP characters whose lower-case form has a combining mark
-    (U+0130) or whose lower-case NFD form leaves the BMP.
+    classes as fragmented as "all C* categories". So the full patterns test
+    the astral ranges only behind a lookahead for an astral character, and
+    each class also exists restricted to the BMP as a plain class (fastest).
+    `special` finds the texts that need the full patterns: any character
+    above U+FFFF, any control or combining mark, and the few BMP characters
+    whose lower-case form has a combining mark (U+0130) or whose lower-case
+    NFD form leaves the BMP.
     """
     control, mark, punct, escapes = [], [], [], []
     for cp in range(sys.maxunicode + 1):
@@ -118,25 +120,33 @@ def _tables():
     ]
     punct = sorted(set(punct) | set(ascii_punct))
 
+    cjk = [cp for lo, hi in _CJK_RANGES for cp in range(lo, hi + 1)]
+    astral = "\\U00010000-\\U0010ffff"
+
     def bmp(cps):
-        return [cp for cp in cps if cp <= 0xFFFF]
+        return _char_class([cp for cp in cps if cp <= 0xFFFF])
 
-    def splitter(punct_cps, cjk_ranges):
-        cjk = "".join("\\U%08x-\\U%08x" % r for r in cjk_ranges)
-        p = _char_class(punct_cps)
-        # One token per CJK char or punctuation char, otherwise a maximal
-        # run of non-space characters. `\s` is exactly str.split()'s
-        # whitespace, which is what Google's `whitespace_tokenize` uses.
-        return re.compile("[%s%s]|[^\\s%s%s]+" % (cjk, p, cjk, p))
+    def high(cps):
+        return _char_class([cp for cp in cps if cp > 0xFFFF])
 
-    special = sorted(set(bmp(control)) | set(bmp(mark)) | set(escapes))
+    def member(cps):
+        return "(?:[%s]|(?=[%s])[%s])" % (bmp(cps), astral, high(cps))
+
+    single = sorted(set(cjk) | set(punct))
+    # One token per CJK char or punctuation char, otherwise a maximal run of
+    # other non-space characters. `\s` is exactly str.split()'s whitespace,
+    # which is what Google's `whitespace_tokenize` uses.
+    split = "%s|(?:[^\\s%s%s]|(?![%s])[%s])+" % (member(single), bmp(single), astral, high(single), astral)
+    bmp_split = "[%s]|[^\\s%s]+" % (bmp(single), bmp(single))
+
+    special = sorted(set(cp for cp in control + mark if cp <= 0xFFFF) | set(escapes))
     return {
-        "control": re.compile("[%s]" % _char_class(control)),
-        "mark": re.compile("[%s]" % _char_class(mark)),
-        "split": splitter(punct, _CJK_RANGES),
-        "special": re.compile("[%s\\U00010000-\\U0010ffff]" % _char_class(special)),
-        "bmp_mark": re.compile("[%s]" % _char_class(bmp(mark))),
-        "bmp_split": splitter(bmp(punct), [r for r in _CJK_RANGES if r[1] <= 0xFFFF]),
+        "control": re.compile(member(control)),
+        "mark": re.compile(member(mark)),
+        "split": re.compile(split),
+        "special": re.compile("[%s%s]" % (_char_class(special), astral)),
+        "bmp_mark": re.compile("[%s]" % bmp(mark)),
+        "bmp_split": re.compile(bmp_split),
         "ascii_control": re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]"),
         "ascii_split": re.compile("[!-/:-@\\[-`{-~]|[^\\s!-/:-@\\[-`{-~]+"),
     }

@@ -65,7 +65,8 @@ def test_sequence_padding_nested_seq_dims_2():
         for j, word in enumerate(sample):
             expected[i, j, : len(word)] = word
     np.testing.assert_array_equal(out, expected)
-    out = sequence_padding(inputs, seq_dims=2, mode="pre", length=[2, 2], value=9)
+    out = sequence_padding(inputs, seq_dims=2, mode="pre", length=2, value=9)
+    np.testing.assert_array_equal(out, sequence_padding(inputs, seq_dims=2, mode="pre", length=[2, 2], value=9))
     expected = np.full((3, 2, 2), 9)
     expected[0, 0] = [1, 2]
     expected[0, 1] = [9, 3]
