@@ -20,6 +20,7 @@ starts empty; "ours (warm)" reuses one tokenizer across passes.
 Usage: python bench/bench_tokenizer.py [--max-lines N] [--repeats R]
 """
 import argparse
+import hashlib
 import importlib.util
 import json
 import lzma
@@ -55,6 +56,13 @@ def _timed(fn, repeats, setup=None):
     return times, count
 
 
+def _digest(id_lists):
+    h = hashlib.sha1()
+    for ids in id_lists:
+        h.update((",".join(map(str, ids)) + "\n").encode())
+    return h.hexdigest()[:12]
+
+
 def worker(kind, lines_path, vocab, repeats):
     with open(lines_path, encoding="utf-8") as f:
         lines = json.load(f)
@@ -76,14 +84,15 @@ def worker(kind, lines_path, vocab, repeats):
 
         if kind == "ours":
             cold = _timed(run, repeats, setup=lambda: Tokenizer(vocab, do_lower_case=True))
-            warm_tok = Tokenizer(vocab, do_lower_case=True)
-            run(warm_tok)
-            warm = _timed(lambda _: run(warm_tok), repeats)
+            tok = Tokenizer(vocab, do_lower_case=True)
+            run(tok)
+            warm = _timed(lambda _: run(tok), repeats)
             out["results"] = {"ours (cold cache)": cold, "ours (warm cache)": warm}
         else:
             tok = Tokenizer(vocab, do_lower_case=True)
             run(tok)
             out["results"] = {"bert4keras 0.11.5": _timed(lambda _: run(tok), repeats)}
+        out["digest"] = _digest(tok.encode(line)[0] for line in lines)
     elif kind == "hf":
         import tokenizers
         from tokenizers import BertWordPieceTokenizer
@@ -98,6 +107,7 @@ def worker(kind, lines_path, vocab, repeats):
             return sum(len(e.ids) for e in tok.encode_batch(lines))
 
         one(None)
+        out["digest"] = _digest(tok.encode(line).ids for line in lines)
         out["results"] = {
             "HF tokenizers (Rust), one text at a time": _timed(one, repeats),
             "HF tokenizers (Rust), encode_batch %s threads"
@@ -171,7 +181,7 @@ def main():
             json.dump(lines, f, ensure_ascii=False)
             lines_path = f.name
         try:
-            rows, notes = {}, []
+            rows, notes, digests = {}, [], {}
             for kind, python, env in peers:
                 res, err = run_worker(python, kind, lines_path, vocab, args.repeats, env)
                 if err:
@@ -179,6 +189,7 @@ def main():
                     continue
                 if kind == "b4k" and res.get("version") != "0.11.5":
                     notes.append("note: b4k peer imported bert4keras %s from %s" % (res.get("version"), res.get("file")))
+                digests[kind] = res.get("digest")
                 for label, (times, count) in res["results"].items():
                     rows[label] = (statistics.median(times), count)
         finally:
@@ -190,6 +201,9 @@ def main():
         for label, (t, count) in rows.items():
             ratio = "%.2fx" % ((ours[1] / ours[0]) / (count / t)) if ours else "-"
             print("%-48s %10d %12.0f %14s" % (label, count, count / t, ratio))
+        for kind, digest in digests.items():
+            if kind != "ours" and "ours" in digests:
+                print("ids of %s identical to ours on every line: %s" % (kind, digest == digests["ours"]))
         for n in notes:
             print(n)
 
