@@ -62,8 +62,17 @@ def _dtype(variable):
 
 
 def _read(variable):
+    """A snapshot tensor of the variable's value.
+
+    On TensorFlow `keras.Variable.value` is the live `tf.Variable` (and
+    `ops.convert_to_tensor` passes it through), which would follow later
+    in-place updates; `read_value()` reads it now.
+    """
     if isinstance(variable, keras.Variable):
-        return variable.value
+        variable = variable.value
+    read_value = getattr(variable, "read_value", None)
+    if read_value is not None:
+        return read_value()
     return ops.convert_to_tensor(variable)
 
 
@@ -224,14 +233,20 @@ def _tf_variable(variable):
 class ExtendedOptimizer:
     """Shared core of every `extend_with_*` class (not used on its own).
 
-    It replaces `apply` with a pipeline whose steps the extensions override:
+    It replaces `apply` with a pipeline of fixed stages, each overridden
+    by at most one extension, so the result does not depend on the order in
+    which the factories were composed:
 
+    - `_apply_aggregated(grads, variables)`: one call per `apply`, with the
+      gradients summed over replicas (gradient accumulation);
     - `_transform_gradients(grads, variables)`: the gradients about to be
-      applied (summed over replicas and accumulated), pure computation;
-    - `_learning_rate_for_update()`: the global learning rate of this update;
-    - `_update_variable(variable, gradient, learning_rate)`: the update of one
-      variable (run once per device under `tf.distribute`);
-    - `_apply_aggregated(grads, variables)`: the whole update.
+      applied, pure computation (clipping, user transforms);
+    - `_learning_rate_for_update()`: the global learning rate of this update
+      (piecewise linear schedule);
+    - `_variable_lr_multiplier(index)`: a per-variable factor (layer-wise lr);
+    - then, for each variable (once per device under `tf.distribute`):
+      `_update_variable` (weight decay, the base optimizer's `update_step`),
+      `_adapt_update` (layer adaptation), `_lookahead_update`, `_ema_update`.
     """
 
     _extensions = ()
@@ -360,10 +375,38 @@ class ExtendedOptimizer:
     def _apply_aggregated(self, grads, variables):
         grads = self._transform_gradients(list(grads), list(variables))
         lr = ops.convert_to_tensor(self._learning_rate_for_update())
-        self._for_each_variable(
-            self._update_variable, variables, grads, [lr] * len(variables)
-        )
+        lrs = []
+        for v in variables:
+            multiplier = self._variable_lr_multiplier(self._get_variable_index(v))
+            lrs.append(lr if multiplier == 1.0 else lr * multiplier)
+        self._for_each_variable(self._apply_to_variable, variables, grads, lrs)
         self._iterations.assign_add(1)
+
+    def _apply_to_variable(self, variable, gradient, learning_rate):
+        index = self._get_variable_index(variable)
+        old = _read(variable) if self._needs_old_value(index) else None
+        self._update_variable(variable, gradient, learning_rate)
+        self._adapt_update(variable, old, learning_rate, index)
+        if self._has_constraint[index]:
+            constraint = self._trainable_variables[index].constraint
+            self.assign(variable, constraint(_read(variable)))
+        self._lookahead_update(variable, old, index)
+        self._ema_update(variable, index)
+
+    def _variable_lr_multiplier(self, index):
+        return 1.0
+
+    def _needs_old_value(self, index):
+        return False
+
+    def _adapt_update(self, variable, old, learning_rate, index):
+        pass
+
+    def _lookahead_update(self, variable, old, index):
+        pass
+
+    def _ema_update(self, variable, index):
+        pass
 
     def _transform_gradients(self, grads, variables):
         # Keras' clipnorm / clipvalue / global_clipnorm, applied to the
@@ -374,15 +417,11 @@ class ExtendedOptimizer:
         return self.learning_rate
 
     def _update_variable(self, variable, gradient, learning_rate):
-        index = self._get_variable_index(variable)
-        if self._keras_decay[index]:
+        if self._keras_decay[self._get_variable_index(variable)]:
             dtype = _dtype(variable)
             decay = ops.cast(learning_rate * self.weight_decay, dtype)
             self.assign_sub(variable, _read(variable) * decay)
         self.update_step(gradient, variable, learning_rate)
-        if self._has_constraint[index]:
-            constraint = self._trainable_variables[index].constraint
-            self.assign(variable, constraint(_read(variable)))
 
     # -- execution helpers -----------------------------------------------------
 
@@ -628,10 +667,9 @@ class _WeightDecay:
 class _LayerAdaptation:
     """LAMB-style trust ratio on each variable's update.
 
-    The update `dw` that the inner optimizer computes is rescaled to
-    `dw * ||w|| / ||dw / lr||`, so each layer moves by `lr * ||w||`.
-    Learning-rate multipliers inside this extension cancel out; compose
-    `extend_with_layerwise_lr` outside it.
+    The whole update `dw` of a variable (the base optimizer's step plus
+    weight decay) is rescaled to `dw * ||w|| / ||dw / lr||`, so each layer
+    moves by `lr * ||w||`, where `lr` includes any layer-wise multiplier.
 
     Args:
         exclude_from_layer_adaptation: list of regular expressions for
@@ -662,11 +700,13 @@ class _LayerAdaptation:
             for p in paths
         ]
 
-    def _update_variable(self, variable, gradient, learning_rate):
-        if not self._adapt_mask[self._get_variable_index(variable)]:
-            return super()._update_variable(variable, gradient, learning_rate)
-        old = _read(variable)
-        super()._update_variable(variable, gradient, learning_rate)
+    def _needs_old_value(self, index):
+        return self._adapt_mask[index] or super()._needs_old_value(index)
+
+    def _adapt_update(self, variable, old, learning_rate, index):
+        super()._adapt_update(variable, old, learning_rate, index)
+        if not self._adapt_mask[index]:
+            return
         delta = ops.cast(_read(variable), "float32") - ops.cast(old, "float32")
         w_norm = _norm(old)
         d_norm = _norm(delta)
@@ -775,11 +815,8 @@ class _LayerwiseLR:
                 1.0 if pattern is None else self.lr_multipliers[pattern]
             )
 
-    def _update_variable(self, variable, gradient, learning_rate):
-        multiplier = self._lr_multiplier[self._get_variable_index(variable)]
-        if multiplier != 1.0:
-            learning_rate = learning_rate * multiplier
-        super()._update_variable(variable, gradient, learning_rate)
+    def _variable_lr_multiplier(self, index):
+        return self._lr_multiplier[index] * super()._variable_lr_multiplier(index)
 
     def get_config(self):
         config = super().get_config()
@@ -1050,14 +1087,16 @@ class _Lookahead:
         super().build(var_list)
         self._slow_weights = [self._add_slot(v, "slow") for v in var_list]
 
-    def _update_variable(self, variable, gradient, learning_rate):
-        slow = self._slow_weights[self._get_variable_index(variable)]
-        initial = _read(variable)
-        super()._update_variable(variable, gradient, learning_rate)
+    def _needs_old_value(self, index):
+        return True
+
+    def _lookahead_update(self, variable, old, index):
+        super()._lookahead_update(variable, old, index)
+        slow = self._slow_weights[index]
         # The slow weights start from the weights before the first update.
         slow_value = ops.cond(
             ops.equal(self._iterations, 0),
-            lambda: ops.cast(initial, _dtype(slow)),
+            lambda: ops.cast(old, _dtype(slow)),
             lambda: _read(slow),
         )
         done = self._iterations + 1  # updates including this one
@@ -1102,9 +1141,9 @@ class _ExponentialMovingAverage:
         super().build(var_list)
         self._ema_average = [self._add_slot(v, "ema") for v in var_list]
 
-    def _update_variable(self, variable, gradient, learning_rate):
-        super()._update_variable(variable, gradient, learning_rate)
-        average = self._ema_average[self._get_variable_index(variable)]
+    def _ema_update(self, variable, index):
+        super()._ema_update(variable, index)
+        average = self._ema_average[index]
         # Momentum 0 on the first update: the average starts at w_1.
         m = self.ema_momentum * ops.cast(self._iterations > 0, "float32")
         value = ops.cast(_read(variable), _dtype(average))
@@ -1137,7 +1176,14 @@ class _ExponentialMovingAverage:
         if int(ops.convert_to_numpy(self._iterations)) == 0:
             return  # no update yet: the average of nothing is the weights
         for variable, average in zip(variables, self._ema_average):
-            variable.assign(ops.cast(average.value, _dtype(variable)))
+            # A numpy copy, so that the model variable never shares a buffer
+            # with the average (JAX donates model buffers in fit/evaluate).
+            dtype = _dtype(variable)
+            if dtype == _dtype(average):
+                value = ops.convert_to_numpy(average.value).copy()
+            else:
+                value = ops.cast(average.value, dtype)
+            variable.assign(value)
 
     def reset_old_weights(self):
         """Restores the weights saved by `apply_ema_weights()`."""
