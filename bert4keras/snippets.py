@@ -545,8 +545,10 @@ class DataGenerator:
         By default `__iter__` is taken to yield single samples, which the
         dataset batches (`batch`, or `padded_batch` for ragged samples). One
         pass over the dataset is one epoch, reshuffled each time, so
-        `model.fit(ds, epochs=n)` needs no `steps_per_epoch`; with
-        `repeat=True` it is endless, as in bert4keras.
+        `model.fit(ds, epochs=n)` needs no `steps_per_epoch` (Keras counts
+        the steps of the first epoch and warns once that the input "ran out
+        of data"); with `repeat=True` it is endless, as in bert4keras, and
+        needs `steps_per_epoch`.
 
         With `workers > 1`, that many copies of the generator run in parallel
         (tf.data interleave), each over a disjoint shard of one shared
@@ -599,6 +601,7 @@ class DataGenerator:
             shapes = _map_structure(structure, lambda leaf: [None] * np.ndim(leaf), first)
         shapes = _to_tuples(shapes, leaf_is_list=True)
 
+        dtypes = [tf.as_dtype(t).as_numpy_dtype for t in _flatten_up_to(structure, types)]
         wrap = _make_wrapper(names)
         if names is not None:
             types, shapes = wrap(types), wrap(shapes)
@@ -618,7 +621,7 @@ class DataGenerator:
             shard = self._shard(worker, workers, seed + epoch, random)
             for item in shard.__iter__(random):
                 item = _flatten_up_to(structure, item)
-                item = _pack(structure, [np.asarray(x) for x in item])
+                item = _pack(structure, [np.asarray(x, dtype=d) for x, d in zip(item, dtypes)])
                 yield wrap(item) if names is not None else item
 
         def from_worker(worker):

@@ -326,6 +326,10 @@ def test_fit_consumes_to_dataset_with_workers():
     ds = gen.to_dataset(batched=True, workers=3)
     history = _tiny_model(n).fit(ds, epochs=4, verbose=0)
     assert history.history["bad_ids"] == [0.0] * 4
+    # endless, bert4keras-style, with steps_per_epoch
+    ds = gen.to_dataset(batched=True, repeat=True)
+    history = _tiny_model(n).fit(ds, steps_per_epoch=len(gen), epochs=3, verbose=0)
+    assert history.history["bad_ids"] == [0.0] * 3
 
 
 def test_fit_consumes_forfit():
