@@ -185,7 +185,7 @@ def test_lr_multiplier_scales_effective_update(optimizer, expected_ratio):
         opt = (
             keras.optimizers.SGD(1e-3)
             if optimizer == "sgd"
-            else keras.optimizers.Adam(1e-4, epsilon=1e-12)
+            else keras.optimizers.Adam(1e-4)  # default epsilon 1e-7
         )
         model.compile(opt, loss=crf.sparse_loss)
         model.train_on_batch(e, labels)
@@ -299,6 +299,46 @@ def test_crf_model_saves_and_reloads(tmp_path):
         np.testing.assert_array_equal(after[1][i][valid[i]], best)
 
 
+def test_compiled_loss_is_mean_sequence_nll():
+    crf = ConditionalRandomField(lr_multiplier=4)
+    _, _, model = tagger(crf)
+    crf.set_trans(np.random.default_rng(2).normal(size=(K, K)))
+    tokens, labels = token_batch(3, lengths=(5, 2, 1, 4))
+    model.compile("sgd", loss=crf.sparse_loss)
+    e = model.predict(tokens, verbose=0)
+    trans, valid = np.asarray(crf.trans), tokens > 0
+    nll = [-brute_crf(e[i], trans, labels[i], valid[i])[0] for i in range(len(e))]
+    np.testing.assert_allclose(
+        model.evaluate(tokens, labels, verbose=0), np.mean(nll), rtol=1e-5
+    )
+    weights = np.array([1.0, 0.0, 2.0, 1.0])
+    np.testing.assert_allclose(
+        model.evaluate(tokens, labels, sample_weight=weights, verbose=0),
+        np.sum(weights * nll) / len(nll), rtol=1e-5,
+    )
+
+
+@pytest.mark.tf_only
+def test_exported_saved_model_serves_viterbi_paths(tmp_path):
+    import tensorflow as tf
+
+    crf = ConditionalRandomField()
+    token_ids, emissions, _ = tagger(crf)
+    serving = keras.Model(token_ids, crf(emissions, decode=True))
+    crf.set_trans(np.random.default_rng(3).normal(size=(K, K)))
+    tokens, labels = token_batch(4, lengths=(6, 4, 2))
+    expected = serving.predict(tokens, verbose=0)
+    path = os.path.join(tmp_path, "serving")
+    serving.export(path, format="tf_saved_model", verbose=False)
+    reloaded = tf.saved_model.load(path)
+    np.testing.assert_array_equal(reloaded.serve(tf.constant(tokens)).numpy(), expected)
+    e = keras.Model(token_ids, emissions).predict(tokens, verbose=0)
+    valid = tokens > 0
+    for i in range(len(tokens)):
+        best = brute_crf(e[i], np.asarray(crf.trans), labels[i], valid[i])[1]
+        np.testing.assert_array_equal(expected[i][valid[i]], best)
+
+
 def test_explicit_mask_input_in_functional_model():
     emissions = keras.Input((None, K))
     mask = keras.Input((None,), dtype="bool")
@@ -336,6 +376,7 @@ def test_padding_invariance(cls):
         np.testing.assert_array_equal(long_path[:, : tokens.shape[1]], short_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [ConditionalRandomField, MaximumEntropyMarkovModel])
 def test_fit_runs_and_learns(cls):
     """A compiled model trains through the -inf mask on this backend."""
@@ -377,6 +418,23 @@ def test_mixed_precision(policy):
         best = brute_crf(e[i], trans, labels[i], valid[i])[1]
         np.testing.assert_array_equal(path[i][valid[i]], best)
     model.compile("sgd", loss=crf.sparse_loss)
+    assert np.isfinite(model.train_on_batch(tokens, labels))
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_memm_mixed_precision(policy):
+    keras.config.set_dtype_policy(policy)
+    memm = MaximumEntropyMarkovModel(lr_multiplier=3)
+    _, _, model = tagger(memm)
+    tokens, labels = token_batch()
+    out = model(tokens)
+    assert keras.backend.standardize_dtype(out.dtype) == policy.split("_")[1]
+    loss = memm.sparse_loss(labels, out)
+    assert keras.backend.standardize_dtype(loss.dtype) == "float32"
+    e, trans, valid = np.asarray(ops.cast(out, "float32")), np.asarray(memm.trans), tokens > 0
+    expected = [numpy_memm(e[i], trans, labels[i], valid[i]) for i in range(3)]
+    np.testing.assert_allclose(np.asarray(loss), expected, atol=1e-5)
+    model.compile("sgd", loss=memm.sparse_loss)
     assert np.isfinite(model.train_on_batch(tokens, labels))
 
 
