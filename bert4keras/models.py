@@ -123,6 +123,20 @@ class Transformer:
         sequence_length: fixed input length (None for variable).
         prefix: prepended to every layer name (two encoders in one graph).
         name: the Keras model's name.
+        rotary_value: RoFormer only, also rotate the attention values.
+        recompute: rematerialise each block's attention and feed-forward layers
+            in the backward pass (Keras' own remat: `tf.recompute_grad` on
+            TensorFlow, `jax.checkpoint` on JAX), trading compute for
+            activation memory. On TensorFlow the recomputation draws a new
+            attention-dropout mask, so use `attention_dropout_rate=0` when the
+            gradients must be exact. Not stored in `.keras` files.
+        layer_norm_cond: make every LayerNorm conditional (bert4keras'
+            conditional LayerNorm): an int adds an input
+            'Input-LayerNorm-Condition' of that size; a Keras tensor is used
+            as is (and added to the inputs if it is a `keras.Input`).
+        layer_norm_cond_hidden_size: first map the condition through a shared
+            Dense layer 'LayerNorm-Condition' of this size.
+        layer_norm_cond_hidden_act: activation of that Dense layer.
     """
 
     model_type = None
@@ -152,6 +166,10 @@ class Transformer:
         prefix=None,
         name=None,
         rotary_value=False,
+        recompute=False,
+        layer_norm_cond=None,
+        layer_norm_cond_hidden_size=None,
+        layer_norm_cond_hidden_act=None,
         **kwargs,
     ):
         if kwargs:
@@ -196,6 +214,10 @@ class Transformer:
         self.prefix = prefix or ""
         self.name = name
         self.rotary_value = rotary_value
+        self.recompute = recompute
+        self.layer_norm_cond = layer_norm_cond
+        self.layer_norm_cond_hidden_size = layer_norm_cond_hidden_size
+        self.layer_norm_cond_hidden_act = layer_norm_cond_hidden_act
         self.layers = {}
         self.model = None
 
@@ -212,7 +234,13 @@ class Transformer:
         """
         full_name = self.prefix + name
         if full_name not in self.layers:
-            self.layers[full_name] = layer_class(name=full_name, **kwargs)
+            if self.recompute and layer_class in (MultiHeadAttention, FeedForward):
+                # Remat is fixed at construction; listing the block layer alone
+                # keeps its Dense sublayers from being rematerialised twice.
+                with keras.RematScope(mode="list_of_layers", layer_names=[full_name]):
+                    self.layers[full_name] = layer_class(name=full_name, **kwargs)
+            else:
+                self.layers[full_name] = layer_class(name=full_name, **kwargs)
         return self.layers[full_name](inputs, **(arguments or {}))
 
     def layer(self, name):
@@ -223,8 +251,9 @@ class Transformer:
         """Build `self.model` (a functional keras.Model); returns it."""
         inputs = self.get_inputs()
         self.inputs = inputs
-        x = self.apply_embeddings(inputs)
-        mask = self.apply(inputs, AttentionMask, "Attention-Mask", mode=APPLICATIONS[self.application])
+        self.condition = self.apply_layer_norm_condition(inputs)
+        x = self.apply_embeddings(inputs[:2])
+        mask = self.apply(inputs[:2], AttentionMask, "Attention-Mask", mode=APPLICATIONS[self.application])
         for index in range(self.num_hidden_layers):
             x = self.apply_main_layers(x, index, mask)
         outputs = self.apply_final_layers(x)
@@ -234,7 +263,45 @@ class Transformer:
     def get_inputs(self):
         token_ids = keras.Input(shape=(self.sequence_length,), dtype="int32", name=self.prefix + "Input-Token")
         segment_ids = keras.Input(shape=(self.sequence_length,), dtype="int32", name=self.prefix + "Input-Segment")
-        return [token_ids, segment_ids]
+        inputs = [token_ids, segment_ids]
+        cond = self.layer_norm_cond
+        if isinstance(cond, int) and not isinstance(cond, bool):
+            inputs.append(keras.Input(shape=(cond,), name=self.prefix + "Input-LayerNorm-Condition"))
+        elif cond is not None:
+            history = getattr(cond, "_keras_history", None)
+            if not keras.utils.is_keras_tensor(cond) or history is None \
+                    or not isinstance(history.operation, keras.layers.InputLayer):
+                raise ValueError(
+                    "layer_norm_cond must be an int (the condition size) or a keras.Input; "
+                    f"got {cond!r}. To condition on a computed tensor, build with an "
+                    "int and feed that tensor to the 'Input-LayerNorm-Condition' input."
+                )
+            inputs.append(cond)
+        return inputs
+
+    def apply_layer_norm_condition(self, inputs):
+        """The (optionally mapped) condition tensor of conditional LayerNorms."""
+        if self.layer_norm_cond is None:
+            return None
+        cond = inputs[2]
+        if self.layer_norm_cond_hidden_size:
+            cond = self.apply(
+                cond,
+                keras.layers.Dense,
+                "LayerNorm-Condition",
+                units=self.layer_norm_cond_hidden_size,
+                activation=self.layer_norm_cond_hidden_act,
+                kernel_initializer=self.initializer,
+            )
+        return cond
+
+    def norm(self, x, name):
+        """LayerNorm named `name`, conditional when a condition is wired in."""
+        if self.condition is None:
+            return self.apply(x, LayerNormalization, name, epsilon=self.layer_norm_eps)
+        return self.apply(
+            [x, self.condition], LayerNormalization, name, epsilon=self.layer_norm_eps, conditional=True
+        )
 
     def apply_embeddings(self, inputs):
         raise NotImplementedError
@@ -273,7 +340,7 @@ class Transformer:
     def residual(self, x, y, name):
         y = self.apply(y, keras.layers.Dropout, name + "-Dropout", rate=self.dropout_rate)
         x = self.apply([x, y], keras.layers.Add, name + "-Add")
-        return self.apply(x, LayerNormalization, name + "-Norm", epsilon=self.layer_norm_eps)
+        return self.norm(x, name + "-Norm")
 
     def apply_final_layers(self, x):
         outputs = [x]
@@ -310,7 +377,7 @@ class Transformer:
                 activation=get_activation(self.hidden_act),
                 kernel_initializer=self.initializer,
             )
-            y = self.apply(y, LayerNormalization, "MLM-Norm", epsilon=self.layer_norm_eps)
+            y = self.norm(y, "MLM-Norm")
             y = self.apply(y, Embedding, "Embedding-Token", arguments={"reverse": True})
             y = self.apply(y, BiasAdd, "MLM-Bias")
             activation = "softmax" if self.with_mlm is True else self.with_mlm
@@ -378,7 +445,7 @@ class BERT(Transformer):
             )
             x = self.apply([x, s], keras.layers.Add, "Embedding-Token-Segment")
         x = self.apply_position_embeddings(x)
-        x = self.apply(x, LayerNormalization, "Embedding-Norm", epsilon=self.layer_norm_eps)
+        x = self.norm(x, "Embedding-Norm")
         x = self.apply(x, keras.layers.Dropout, "Embedding-Dropout", rate=self.dropout_rate)
         if self.embedding_size != self.hidden_size:
             x = self.apply(
@@ -495,3 +562,76 @@ def build_transformer_model(
     if checkpoint_path is not None:
         builder.load_weights_from_checkpoint(checkpoint_path)
     return builder.model if return_keras_model else builder
+
+
+def hidden_states_model(model, prefix=""):
+    """A model returning the embedding output and every block's output.
+
+    It shares layers and weights with `model` (nothing is rebuilt or copied).
+
+    Example:
+    ```python
+    states = hidden_states_model(bert).predict([token_ids, segment_ids])
+    # states[0]: embeddings; states[i + 1]: output of Transformer-i
+    ```
+    """
+    names = {layer.name for layer in model.layers}
+    first = prefix + ("Embedding-Mapping" if prefix + "Embedding-Mapping" in names else "Embedding-Dropout")
+    outputs = [model.get_layer(first).output]
+    index = 0
+    while prefix + "Transformer-%d-FeedForward-Norm" % index in names:
+        outputs.append(model.get_layer(prefix + "Transformer-%d-FeedForward-Norm" % index).output)
+        index += 1
+    return keras.Model(model.inputs, outputs, name=model.name + "-hidden-states")
+
+
+@keras.saving.register_keras_serializable(package="bert4keras")
+class AttentionProbabilities(keras.layers.Layer):
+    """Returns the attention probabilities of a wrapped `MultiHeadAttention`.
+
+    Shares the wrapped layer (and its weights); used by `attention_model`.
+    A layer of its own because a Keras layer's number of outputs is fixed by
+    its first call.
+
+    Args:
+        attention: the `MultiHeadAttention` layer to probe.
+    """
+
+    def __init__(self, attention, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(attention, dict):
+            attention = keras.saving.deserialize_keras_object(attention)
+        self.attention = attention
+
+    def call(self, inputs, attention_mask=None):
+        return self.attention(inputs, attention_mask=attention_mask, return_attention_scores=True)[1]
+
+    def compute_output_spec(self, inputs, attention_mask=None):
+        return self.attention.compute_output_spec(inputs, return_attention_scores=True)[1]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(attention=keras.saving.serialize_keras_object(self.attention))
+        return config
+
+
+def attention_model(model, index, prefix=""):
+    """A model returning layer `index`'s attention probabilities (float32).
+
+    The output has shape (batch, heads, query_length, key_length); it shares
+    the attention layer and its weights with `model`.
+
+    Example:
+    ```python
+    probs = attention_model(bert, 3).predict([token_ids, segment_ids])
+    ```
+    """
+    name = prefix + "Transformer-%d-MultiHeadSelfAttention" % index
+    try:
+        layer = model.get_layer(name)
+    except ValueError:
+        raise ValueError(f"model {model.name!r} has no layer {name!r}") from None
+    mask = model.get_layer(prefix + "Attention-Mask").output
+    # `layer.input` lists every tensor argument: [q, k, v] first, then the mask.
+    probs = AttentionProbabilities(layer, name=name + "-Probabilities")(layer.input[:3], attention_mask=mask)
+    return keras.Model(model.inputs, probs, name=model.name + "-attention-%d" % index)

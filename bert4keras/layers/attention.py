@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from bert4keras import backend
+from bert4keras.layers.remat import StaticArgumentsRemat
 
 _MASK_MODES = ("bidirectional", "causal", "unilm")
 
@@ -65,7 +66,7 @@ class AttentionMask(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="bert4keras")
-class MultiHeadAttention(keras.layers.Layer):
+class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
     """Multi-head scaled dot-product attention with an explicit boolean mask.
 
     The call takes `[q, k, v]` (or one tensor for self-attention) and an

@@ -2,10 +2,11 @@
 import keras
 
 from bert4keras import backend
+from bert4keras.layers.remat import StaticArgumentsRemat
 
 
 @keras.saving.register_keras_serializable(package="bert4keras")
-class FeedForward(keras.layers.Layer):
+class FeedForward(StaticArgumentsRemat, keras.layers.Layer):
     """Two dense maps, `units` wide in the middle: `o(act(i0(x)))`.
 
     Args:

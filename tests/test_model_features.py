@@ -1,0 +1,149 @@
+"""Recompute, conditional LayerNorm wiring and intermediate outputs."""
+import functools
+
+import keras
+import numpy as np
+import pytest
+
+from bert4keras.layers import FeedForward, MultiHeadAttention
+from bert4keras.models import attention_model, build_transformer_model, hidden_states_model
+
+TINY = dict(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=48, max_position=40)
+IDS = np.array([[5, 9, 3, 7, 2, 0, 0], [4, 8, 8, 1, 0, 0, 0]], dtype="int32")
+SEGS = np.array([[0, 0, 0, 1, 1, 0, 0], [0, 0, 1, 1, 0, 0, 0]], dtype="int32")
+
+
+def _gradients(model, inputs):
+    """Gradients of a scalar loss w.r.t. every trainable weight, per backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = keras.ops.sum(keras.ops.square(model(inputs, training=True)))
+        return [keras.ops.convert_to_numpy(tf.convert_to_tensor(g)) for g in tape.gradient(loss, model.trainable_variables)]
+    import jax
+
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+
+    def loss_fn(trainable):
+        out, _ = model.stateless_call(trainable, non_trainable, inputs, training=True)
+        return (out ** 2).sum()
+
+    return [np.asarray(g) for g in jax.grad(loss_fn)(trainable)]
+
+
+@pytest.mark.parametrize("model_name", ["bert", "roformer"])
+def test_recompute_gradients_equal(model_name):
+    plain = build_transformer_model(model=model_name, application="unilm", **TINY)
+    remat = build_transformer_model(model=model_name, application="unilm", recompute=True, **TINY)
+    remat.set_weights(plain.get_weights())
+    inputs = [IDS, SEGS]
+    for a, b in zip(_gradients(plain, inputs), _gradients(remat, inputs)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_recompute_really_rematerialises(monkeypatch):
+    """The block layers' forward work is recomputed in the backward pass.
+
+    TensorFlow (`tf.recompute_grad`) runs the Python call again during the
+    backward pass, so we count calls. JAX traces once and records the
+    recomputation as a remat/checkpoint primitive in the gradient's jaxpr.
+    """
+    model = build_transformer_model(recompute=True, **TINY)
+    ffn = model.get_layer("Transformer-0-FeedForward")
+    # Only the block layers are rematerialised, not their Dense sublayers.
+    assert ffn.rematerialized_call(ffn.call) is not ffn.call
+    assert ffn.i0.rematerialized_call(ffn.i0.call) == ffn.i0.call
+    layers = TINY["num_hidden_layers"]
+    if keras.backend.backend() == "jax":
+        import jax
+
+        plain = build_transformer_model(**TINY)
+
+        def primitives(m):
+            trainable = [v.value for v in m.trainable_variables]
+
+            def loss_fn(t):
+                out, _ = m.stateless_call(t, [], [IDS, SEGS], training=True)
+                return (out ** 2).sum()
+
+            jaxpr = jax.make_jaxpr(jax.grad(loss_fn))(trainable)
+            return [e.primitive.name for e in jaxpr.jaxpr.eqns]
+
+        assert not any("remat" in p or "checkpoint" in p for p in primitives(plain))
+        remats = [p for p in primitives(model) if "remat" in p or "checkpoint" in p]
+        assert len(remats) >= 2 * layers
+        return
+    calls = {"attention": 0, "ffn": 0}
+    attention_call, ffn_call = MultiHeadAttention.call, FeedForward.call
+
+    @functools.wraps(attention_call)  # Keras reads call's signature
+    def counted_attention(self, *args, **kwargs):
+        calls["attention"] += 1
+        return attention_call(self, *args, **kwargs)
+
+    @functools.wraps(ffn_call)
+    def counted_ffn(self, *args, **kwargs):
+        calls["ffn"] += 1
+        return ffn_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(MultiHeadAttention, "call", counted_attention)
+    monkeypatch.setattr(FeedForward, "call", counted_ffn)
+    counts = {}
+    for recompute in (False, True):
+        m = build_transformer_model(recompute=recompute, **TINY)
+        calls.update(attention=0, ffn=0)
+        _gradients(m, [IDS, SEGS])
+        counts[recompute] = dict(calls)
+    assert counts[False] == {"attention": layers, "ffn": layers}
+    assert counts[True] == {"attention": 2 * layers, "ffn": 2 * layers}
+
+
+def test_layer_norm_condition_int_input():
+    model = build_transformer_model(
+        layer_norm_cond=6, layer_norm_cond_hidden_size=4, layer_norm_cond_hidden_act="tanh",
+        with_mlm=True, **TINY
+    )
+    assert [t.name for t in model.inputs] == ["Input-Token", "Input-Segment", "Input-LayerNorm-Condition"]
+    plain = build_transformer_model(with_mlm=True, **TINY)
+    # Zero-initialised condition maps: loading plain weights gives plain outputs.
+    by_path = {w.path: w for w in model.weights}
+    for w in plain.weights:
+        by_path[w.path].assign(keras.ops.convert_to_numpy(w))  # a copy, not a shared buffer
+    cond = np.random.RandomState(0).randn(2, 6).astype("float32")
+    expected = plain.predict([IDS, SEGS], verbose=0)
+    got = model.predict([IDS, SEGS, cond], verbose=0)
+    for a, b in zip(expected, got):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    norm = model.get_layer("Transformer-1-FeedForward-Norm")
+    assert norm.conditional
+    norm.gamma_dense.kernel.assign(np.ones((4, 32)))
+    changed = model.predict([IDS, SEGS, cond], verbose=0)[0]
+    other = model.predict([IDS, SEGS, -cond], verbose=0)[0]
+    assert np.abs(changed - other).max() > 1e-3  # the condition now matters
+
+
+def test_layer_norm_condition_keras_input_and_bad_value():
+    cond = keras.Input(shape=(5,), name="my-condition")
+    model = build_transformer_model(layer_norm_cond=cond, **TINY)
+    assert model.inputs[-1].name == "my-condition"
+    with pytest.raises(ValueError, match="layer_norm_cond must be an int"):
+        build_transformer_model(layer_norm_cond="big", **TINY)
+
+
+def test_hidden_states_and_attention_probabilities():
+    model = build_transformer_model(application="unilm", **TINY)
+    states = hidden_states_model(model).predict([IDS, SEGS], verbose=0)
+    assert len(states) == TINY["num_hidden_layers"] + 1
+    np.testing.assert_array_equal(states[-1], model.predict([IDS, SEGS], verbose=0))
+    probs = attention_model(model, 1).predict([IDS, SEGS], verbose=0)
+    assert probs.shape == (2, 4, 7, 7)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    # UniLM: source token 0 never attends to target tokens 3, 4 or padding.
+    assert probs[0, :, 0, 3:].max() == 0.0
+    assert probs[0, :, 3, :4].min() > 0.0 and probs[0, :, 3, 4].max() == 0.0  # causal in target
+    with pytest.raises(ValueError, match="Transformer-9"):
+        attention_model(model, 9)
