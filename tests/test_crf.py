@@ -130,6 +130,22 @@ def test_viterbi_matches_brute_force():
         assert abs(acc_dense - expected) < 1e-6
 
 
+def test_forbidden_labels_as_partial_minus_inf_rows():
+    """-inf on some labels of a valid row forbids them; it is not padding."""
+    crf, e, labels = make_case(6)
+    trans = np.asarray(crf.trans)
+    e[:, 1:, 2] = -np.inf  # label 2 only allowed at the first position
+    labels = np.where(np.arange(5) >= 1, labels % 2, labels)
+    y_pred = crf(e, mask=MASKS)
+    loss = np.asarray(crf.sparse_loss(labels, y_pred))
+    path = np.asarray(crf.decode(y_pred))
+    for i in range(len(e)):
+        ll, best, _ = brute_crf(e[i], trans, labels[i], MASKS[i])
+        np.testing.assert_allclose(loss[i], -ll, atol=1e-5)
+        np.testing.assert_array_equal(path[i][MASKS[i]], best)
+    assert (path[:, 1:] != 2).all()
+
+
 def test_viterbi_decoder_snippet_agrees_with_brute_force():
     from bert4keras.snippets import ViterbiDecoder
 
