@@ -612,28 +612,30 @@ class DataGenerator:
 
         if seed is None:
             seed = int(self.rng.integers(2**31))
-        epochs = [0] * workers  # each worker's generator runs once per epoch
 
-        def generator(worker):
-            worker = int(worker)
-            epoch = epochs[worker]
-            epochs[worker] += 1
-            shard = self._shard(worker, workers, seed + epoch, random)
+        def generator(worker, epoch_seed):
+            shard = self._shard(int(worker), workers, int(epoch_seed) & 0xFFFFFFFFFFFF, random)
             for item in shard.__iter__(random):
                 item = _flatten_up_to(structure, item)
                 item = _pack(structure, [np.asarray(x, dtype=d) for x, d in zip(item, dtypes)])
                 yield wrap(item) if names is not None else item
 
-        def from_worker(worker):
-            return tf.data.Dataset.from_generator(generator, output_signature=signature, args=(worker,))
-
-        if workers == 1:
-            dataset = from_worker(0)
-        else:
-            dataset = tf.data.Dataset.range(workers).interleave(
-                from_worker, cycle_length=workers, block_length=1,
-                num_parallel_calls=workers, deterministic=False,
+        def from_worker(worker, epoch_seed):
+            return tf.data.Dataset.from_generator(
+                generator, output_signature=signature, args=(worker, epoch_seed)
             )
+
+        # One seed per pass over the dataset, drawn inside tf.data and handed
+        # to every worker of that pass: all shards then cut the same
+        # permutation, even if Keras opens and drops an iterator to peek at
+        # the first batch.
+        epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+        dataset = epoch_seeds.flat_map(
+            lambda s: tf.data.Dataset.range(workers).map(lambda w: (w, s))
+        ).interleave(
+            from_worker, cycle_length=workers, block_length=1,
+            num_parallel_calls=workers if workers > 1 else None, deterministic=False,
+        )
         if padded_batch:
             padded_shapes = _zip_structure(types, shapes, lambda t, s: list(s))
             dataset = dataset.padded_batch(self.batch_size, padded_shapes=padded_shapes)
