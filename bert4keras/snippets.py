@@ -828,5 +828,7 @@ class ViterbiDecoder:
         return path
 
 
-# AutoRegressiveDecoder lives in bert4keras.generation; its re-export
-# (`from bert4keras.generation import AutoRegressiveDecoder`) goes here.
+# bert4keras users import the decoder from snippets. It lives in
+# bert4keras.generation, which itself uses sequence_padding above, hence the
+# import at the end of this module.
+from bert4keras.generation import AutoRegressiveDecoder, Seq2SeqDecoder  # noqa: E402,F401
