@@ -379,10 +379,19 @@ class ExtendedOptimizer:
         for v in variables:
             multiplier = self._variable_lr_multiplier(self._get_variable_index(v))
             lrs.append(lr if multiplier == 1.0 else lr * multiplier)
-        self._for_each_variable(self._apply_to_variable, variables, grads, lrs)
+        # Scalars shared by all variables are computed once per update, not
+        # once per variable (which costs real time in graph mode without XLA).
+        step = self._step_values()
+        self._for_each_variable(
+            self._apply_to_variable, variables, grads, lrs, [step] * len(lrs)
+        )
         self._iterations.assign_add(1)
 
-    def _apply_to_variable(self, variable, gradient, learning_rate):
+    def _step_values(self):
+        """Dict of scalar tensors for this update, shared by all variables."""
+        return {}
+
+    def _apply_to_variable(self, variable, gradient, learning_rate, step):
         index = self._get_variable_index(variable)
         old = _read(variable) if self._needs_old_value(index) else None
         self._update_variable(variable, gradient, learning_rate)
@@ -390,8 +399,8 @@ class ExtendedOptimizer:
         if self._has_constraint[index]:
             constraint = self._trainable_variables[index].constraint
             self.assign(variable, constraint(_read(variable)))
-        self._lookahead_update(variable, old, index)
-        self._ema_update(variable, index)
+        self._lookahead_update(variable, old, index, step)
+        self._ema_update(variable, index, step)
 
     def _variable_lr_multiplier(self, index):
         return 1.0
@@ -402,10 +411,10 @@ class ExtendedOptimizer:
     def _adapt_update(self, variable, old, learning_rate, index):
         pass
 
-    def _lookahead_update(self, variable, old, index):
+    def _lookahead_update(self, variable, old, index, step):
         pass
 
-    def _ema_update(self, variable, index):
+    def _ema_update(self, variable, index, step):
         pass
 
     def _transform_gradients(self, grads, variables):
@@ -1090,17 +1099,23 @@ class _Lookahead:
     def _needs_old_value(self, index):
         return True
 
-    def _lookahead_update(self, variable, old, index):
-        super()._lookahead_update(variable, old, index)
+    def _step_values(self):
+        values = super()._step_values()
+        values["lookahead_first"] = ops.equal(self._iterations, 0)
+        done = self._iterations + 1  # updates including this one
+        values["lookahead_sync"] = ops.equal(done % self.steps_per_slow_update, 0)
+        return values
+
+    def _lookahead_update(self, variable, old, index, step):
+        super()._lookahead_update(variable, old, index, step)
         slow = self._slow_weights[index]
         # The slow weights start from the weights before the first update.
         slow_value = ops.cond(
-            ops.equal(self._iterations, 0),
+            step["lookahead_first"],
             lambda: ops.cast(old, _dtype(slow)),
             lambda: _read(slow),
         )
-        done = self._iterations + 1  # updates including this one
-        sync = ops.equal(done % self.steps_per_slow_update, 0)
+        sync = step["lookahead_sync"]
         fast = _read(variable)
         moved = slow_value + self.slow_step_size * (
             ops.cast(fast, slow_value.dtype) - slow_value
@@ -1141,11 +1156,18 @@ class _ExponentialMovingAverage:
         super().build(var_list)
         self._ema_average = [self._add_slot(v, "ema") for v in var_list]
 
-    def _ema_update(self, variable, index):
-        super()._ema_update(variable, index)
-        average = self._ema_average[index]
+    def _step_values(self):
+        values = super()._step_values()
         # Momentum 0 on the first update: the average starts at w_1.
-        m = self.ema_momentum * ops.cast(self._iterations > 0, "float32")
+        values["ema_momentum"] = self.ema_momentum * ops.cast(
+            self._iterations > 0, "float32"
+        )
+        return values
+
+    def _ema_update(self, variable, index, step):
+        super()._ema_update(variable, index, step)
+        average = self._ema_average[index]
+        m = step["ema_momentum"]
         value = ops.cast(_read(variable), _dtype(average))
         self.assign(average, m * _read(average) + (1.0 - m) * value)
 
