@@ -910,3 +910,37 @@ def test_bad_factory_inputs():
     config["extensions"] = ["no_such_extension"]
     with pytest.raises(ValueError, match="no_such_extension"):
         bo.ExtendedOptimizer.from_config(config)
+
+
+@pytest.mark.tf_only
+def test_sparse_embedding_gradients_accumulate_as_dense_gradient():
+    # Embedding gradients are tf.IndexedSlices with repeated token ids. The
+    # accumulated update must equal Adam on the dense big-batch gradient.
+    # (Keras' Adam on IndexedSlices squares each slice before summing repeats,
+    # so it is not the reference here.)
+    import tensorflow as tf
+
+    ids = keras.Input((5,), dtype="int32")
+    h = keras.layers.Embedding(30, 4, name="Embedding-Token")(ids)
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    model = keras.Model(ids, keras.layers.Dense(2, name="Pooler-Dense")(h))
+    rng = np.random.RandomState(0)
+    x = rng.randint(0, 6, (8, 5)).astype("int32")  # many repeated ids
+    y = rng.randn(8, 2).astype("float32")
+    init = model.get_weights()
+
+    Opt = bo.extend_with_gradient_accumulation(keras.optimizers.Adam)
+    model.compile(Opt(learning_rate=0.01, grad_accum_steps=2), "mse", jit_compile=True)
+    model.train_on_batch(x[:4], y[:4])
+    model.train_on_batch(x[4:], y[4:])
+    got = model.get_weights()
+
+    model.set_weights(init)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.mean_squared_error(y, model(x)))
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert isinstance(grads[0], tf.IndexedSlices)
+    reference = keras.optimizers.Adam(learning_rate=0.01)
+    reference.apply([tf.convert_to_tensor(g) for g in grads], model.trainable_variables)
+    for a, b in zip(got, model.get_weights()):
+        assert_allclose(a, b)
