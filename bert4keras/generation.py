@@ -37,6 +37,22 @@ def compile_function(fn, donate_argnums=()):
     return fn
 
 
+def _top_k(scores, k):
+    """Column indices of the k largest entries of each row, best first.
+
+    `argpartition` then a sort of k entries: a full sort of a beam's
+    (beams x vocab) candidates would dominate decoding time. Ties are broken
+    by the smaller index, so the result does not depend on partition order.
+    """
+    if k >= scores.shape[1]:
+        part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    else:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -values), axis=1)
+    return np.take_along_axis(part, order, axis=1)
+
+
 def _log_softmax(x):
     x = x - x.max(axis=-1, keepdims=True)
     return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
@@ -131,6 +147,10 @@ class AutoRegressiveDecoder:
     def predict(self, inputs, output_ids, states, temperature=1.0):
         raise NotImplementedError("subclass AutoRegressiveDecoder and define predict")
 
+    def reorder_states(self, states, indices):
+        """States of the hypotheses kept by beam search: rows `indices` of each array."""
+        return _tree_take(states, indices)
+
     def first_output_ids(self, rows):
         if self.start_id is None:
             return np.zeros((rows, 0), dtype="int32")
@@ -196,12 +216,12 @@ class AutoRegressiveDecoder:
             scores = self._adjust(scores, output_ids, step, ends)
             vocab = scores.shape[1]
             total = (beam_scores[:, None] + scores).reshape(batch, topk * vocab)
-            best = np.argsort(-total, axis=1, kind="stable")[:, :topk]
+            best = _top_k(total, topk)
             parents = (best // vocab + np.arange(batch)[:, None] * topk).reshape(-1)
             tokens = (best % vocab).reshape(-1).astype("int32")
             beam_scores = np.take_along_axis(total, best, axis=1).reshape(-1)
             output_ids = np.concatenate([output_ids[parents], tokens[:, None]], axis=1)
-            states = _tree_take(states, parents)
+            states = self.reorder_states(states, parents)
             ends = ends[parents] + (tokens == self.end_id)
             # An example is done once its best hypothesis has finished.
             done |= (ends.reshape(batch, topk)[:, 0] >= min_ends)
@@ -379,7 +399,10 @@ class KVCache:
         h = ops.take_along_axis(x, ops.reshape(last, (-1, 1, 1)), axis=1)
         return self._logprobs(h)[:, 0], cache
 
-    def _step_fn(self, cache, token, segment, position, slot, key_valid):
+    def _step_fn(self, cache, token, segment, position, slot, key_valid, rows):
+        # Beam search reorders hypotheses; gathering the cache rows here fuses
+        # the reordering into the compiled step.
+        cache = [(ops.take(k, rows, axis=0), ops.take(v, rows, axis=0)) for k, v in cache]
         x = self._embed(token, segment, position)
         x, cache = self._layers(x, cache, key_valid[:, None, None, :], position, slot)
         return self._logprobs(x)[:, 0], cache
@@ -408,11 +431,17 @@ class KVCache:
         logprobs, cache = self._prefill(self._values(), token_ids, segment_ids, cache)
         return logprobs, cache
 
-    def step(self, cache, token, segment, position, slot, key_valid):
-        """Feed one token per row at `slot`; returns (log-probs, cache)."""
+    def step(self, cache, token, segment, position, slot, key_valid, rows=None):
+        """Feed one token per row at `slot`; returns (log-probs, cache).
+
+        `rows[i]` is the cache row that hypothesis i continues (beam search
+        reordering); by default row i continues row i.
+        """
         column = lambda a: np.asarray(a, "int32").reshape(-1, 1)  # noqa: E731
+        key_valid = np.asarray(key_valid, bool)
+        rows = np.arange(len(key_valid), dtype="int32") if rows is None else np.asarray(rows, "int32")
         return self._step(self._values(), cache, column(token), column(segment), column(position),
-                          np.int32(slot), np.asarray(key_valid, bool))
+                          np.int32(slot), key_valid, rows)
 
 
 class Seq2SeqDecoder(AutoRegressiveDecoder):
@@ -496,8 +525,9 @@ class Seq2SeqDecoder(AutoRegressiveDecoder):
             key_valid[:, :length] = token_ids > 0
             lengths = (token_ids > 0).sum(axis=1)
             fed = np.zeros(rows, "int64")
+            pending = np.arange(rows)
         else:
-            logprobs, cache, key_valid, lengths, fed = states
+            logprobs, cache, key_valid, lengths, fed, pending = states
         # Feed the output tokens the cache has not seen (one per step; two
         # on the first step when a start token is used).
         while fed[0] < output_ids.shape[1]:
@@ -506,11 +536,21 @@ class Seq2SeqDecoder(AutoRegressiveDecoder):
             key_valid[:, slot] = True
             tokens = output_ids[:, fed[0]]
             logprobs, cache = self.cache.step(
-                cache, tokens, np.full(rows, self.generated_segment_id), lengths + fed, slot, key_valid
+                cache, tokens, np.full(rows, self.generated_segment_id), lengths + fed, slot, key_valid,
+                rows=pending,
             )
+            pending = np.arange(rows)
             fed = fed + 1
         logprobs = np.asarray(logprobs)
-        return logprobs, (logprobs, cache, key_valid, lengths, fed)
+        return logprobs, (logprobs, cache, key_valid, lengths, fed, pending)
+
+    def reorder_states(self, states, indices):
+        if not self.use_cache or states is None:
+            return super().reorder_states(states, indices)
+        logprobs, cache, key_valid, lengths, fed, pending = states
+        # The cache is gathered lazily, inside the next compiled step.
+        return (logprobs[indices], cache, key_valid[indices], lengths[indices], fed[indices],
+                pending[indices])
 
     def _predict_full(self, inputs, output_ids):
         token_ids, segment_ids = inputs
