@@ -6,6 +6,7 @@ the rotary position transform. Nothing here holds state.
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -164,3 +165,19 @@ def rotary_sin_cos(positions, dim, dtype="float32"):
     sin = ops.repeat(table[..., :half], 2, axis=-1)
     cos = ops.repeat(table[..., half:], 2, axis=-1)
     return ops.cast(sin[:, :, None, :], dtype), ops.cast(cos[:, :, None, :], dtype)
+
+
+def concrete_numpy(x):
+    """`x` as a numpy array when its value is known now, else None.
+
+    Symbolic tensors (functional graph building, `tf.function` tracing, `jax.jit`
+    tracing) have no value; conversion fails on them and we return None.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if keras.utils.is_keras_tensor(x):
+        return None
+    try:
+        return ops.convert_to_numpy(x)
+    except Exception:  # noqa: BLE001 - any tracer/graph tensor: no value yet
+        return None

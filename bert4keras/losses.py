@@ -11,7 +11,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from bert4keras.layers.crf import _concrete
+from bert4keras import backend
+
 
 _NEG_INF = float("-inf")
 
@@ -23,7 +24,7 @@ def _check_index_range(idx, limit, where, what, ignore_zero=False):
     compiled graph can turn the affected losses into NaN.
     """
     bad = ops.logical_or(idx < 0, idx >= limit)
-    values = _concrete(idx)
+    values = backend.concrete_numpy(idx)
     if values is not None:
         bad_np = (values < 0) | (values >= limit)
         if bad_np.any():

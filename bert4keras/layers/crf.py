@@ -11,24 +11,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from bert4keras import backend
+
 _NEG_INF = float("-inf")
 # Finite stand-in for -inf inside the float32 recursions, so that 0 * x and
 # x - x never produce NaN.
 _NEG_BIG = -1e30
-
-
-def _concrete(x):
-    """`x` as a numpy array when its values are known now, else None.
-
-    Eager tensors and numpy arrays have values; symbolic tensors (tf.function
-    graphs, JAX tracers, KerasTensors) raise on conversion.
-    """
-    if isinstance(x, np.ndarray):
-        return x
-    try:
-        return np.asarray(ops.convert_to_numpy(x))
-    except Exception:  # symbolic: values are not known at trace time
-        return None
 
 
 def _scaled_glorot(scale):
@@ -97,7 +85,7 @@ def _label_range_flags(labels, mask, num_labels, where):
     compiled graph the flag is returned so the caller can turn the row's loss
     into NaN instead of silently reading a wrong label.
     """
-    labels_np, mask_np = _concrete(labels), _concrete(mask)
+    labels_np, mask_np = backend.concrete_numpy(labels), backend.concrete_numpy(mask)
     if labels_np is not None and mask_np is not None:
         bad = mask_np.astype(bool) & ((labels_np < 0) | (labels_np >= num_labels))
         if bad.any():

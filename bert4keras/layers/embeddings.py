@@ -1,25 +1,8 @@
 """Token, position and bias layers."""
 import keras
-import numpy as np
 from keras import ops
 
 from bert4keras import backend
-
-
-def concrete_numpy(x):
-    """`x` as a numpy array when its value is known now, else None.
-
-    Symbolic tensors (functional graph building, `tf.function` tracing, `jax.jit`
-    tracing) have no value; conversion fails on them and we return None.
-    """
-    if isinstance(x, np.ndarray):
-        return x
-    if keras.utils.is_keras_tensor(x):
-        return None
-    try:
-        return ops.convert_to_numpy(x)
-    except Exception:  # noqa: BLE001 - any tracer/graph tensor: no value yet
-        return None
 
 
 @keras.saving.register_keras_serializable(package="bert4keras")
@@ -50,7 +33,7 @@ class Embedding(keras.layers.Embedding):
         if reverse:
             kernel = ops.cast(self.embeddings, self.compute_dtype)
             return ops.matmul(ops.cast(inputs, self.compute_dtype), ops.transpose(kernel))
-        values = concrete_numpy(inputs)
+        values = backend.concrete_numpy(inputs)
         if values is not None and values.size:
             low, high = int(values.min()), int(values.max())
             if low < 0 or high >= self.input_dim:
