@@ -278,7 +278,6 @@ class ExtendedOptimizer:
         if self.built:
             return
         super().build(var_list)
-        self._variable_paths = [_variable_path(v) for v in var_list]
         # Keras' own `weight_decay` (e.g. AdamW) is applied in
         # `_update_variable` so that it uses the per-variable learning rate.
         self._keras_decay = [
@@ -313,6 +312,8 @@ class ExtendedOptimizer:
     # -- the pipeline ----------------------------------------------------------
 
     def apply(self, grads, trainable_variables=None):
+        """Applies `grads` to `trainable_variables` (see the module docstring
+        for the order of the steps); builds the optimizer on first use."""
         grads = list(grads)
         if not grads:
             return
@@ -354,6 +355,17 @@ class ExtendedOptimizer:
                     "minimizing the loss.",
                     stacklevel=2,
                 )
+            # Float8 scaling variables take their "gradient" as new value.
+            for g, v in pairs:
+                if getattr(v, "overwrite_with_gradient", False):
+                    v.assign(g)
+            pairs = [
+                (g, v)
+                for g, v in pairs
+                if not getattr(v, "overwrite_with_gradient", False)
+            ]
+            if not pairs:
+                return
             grads = [g for g, _ in pairs]
             variables = [v for _, v in pairs]
             if self.loss_scale_factor is not None:
@@ -1256,13 +1268,6 @@ _MIXINS = {
 # Extensions that may not be stacked together (same state or arguments).
 _FAMILY = {name: name for name in _MIXINS}
 _FAMILY["parameter_wise_lr"] = "layerwise_lr"
-
-
-def _factory(mixin):
-    def extend(BaseOptimizer, name=None):
-        return _extend(BaseOptimizer, mixin, name)
-
-    return extend
 
 
 def extend_with_weight_decay(BaseOptimizer, name=None):

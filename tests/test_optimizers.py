@@ -115,8 +115,12 @@ FULL_KWARGS = dict(
 
 def fit_modes():
     # run_eagerly / jit_compile pairs: eager, compiled graph, XLA (on JAX the
-    # last two are both jitted).
-    return [("eager", True, False), ("graph", False, False), ("xla", False, True)]
+    # last two are both jitted). Compiling takes seconds: those are slow.
+    return [
+        ("eager", True, False),
+        pytest.param(("graph", False, False), marks=pytest.mark.slow),
+        pytest.param(("xla", False, True), marks=pytest.mark.slow),
+    ]
 
 
 # ----------------------------------------------------------------------------
@@ -125,7 +129,7 @@ def fit_modes():
 
 
 @pytest.mark.parametrize("base_name", ["SGD", "Adam"])
-@pytest.mark.parametrize("mode", fit_modes(), ids=lambda m: m[0])
+@pytest.mark.parametrize("mode", fit_modes(), ids=["eager", "graph", "xla"])
 def test_accumulation_equals_one_big_batch_step(base_name, mode):
     _, run_eagerly, jit = mode
     base = getattr(keras.optimizers, base_name)
@@ -679,6 +683,7 @@ EVERYTHING_KWARGS = dict(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "order",
     [
@@ -708,7 +713,8 @@ def test_composition_order_gives_same_result(order):
         assert_allclose(a, b, atol=1e-7)
 
 
-@pytest.mark.parametrize("mode", fit_modes(), ids=lambda m: m[0])
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", fit_modes(), ids=["eager", "graph", "xla"])
 def test_everything_stack_trains(mode):
     _, run_eagerly, jit = mode
     rng = np.random.RandomState(0)
@@ -743,6 +749,7 @@ def _train_steps(model, steps, seed):
         model.train_on_batch(rng.randn(4, 3).astype("float32"), rng.randn(4, 2).astype("float32"))
 
 
+@pytest.mark.slow
 def test_saved_model_reloads_optimizer_and_continues_identically(tmp_path):
     model = named_model()
     model.compile(full_stack_class()(**FULL_KWARGS), "mse")
@@ -811,6 +818,7 @@ def test_mixed_float16_inside_loss_scale_optimizer():
     assert type(clone.inner_optimizer)._extensions == type(opt)._extensions
 
 
+@pytest.mark.slow
 def test_loss_scale_optimizer_accumulation_matches_float32():
     # Dynamic loss scaling divides by a power of two: exact in float32, so
     # the wrapped stack must match the unwrapped one closely.
