@@ -104,7 +104,7 @@ class LayerNormalization(keras.layers.Layer):
         out_dtype = x.dtype
         x = ops.cast(x, "float32")
         mean = ops.mean(x, axis=-1, keepdims=True)
-        var = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
+        var = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)  # two-pass: no cancellation
         y = (x - mean) * ops.rsqrt(var + self.epsilon)
         if self.scale:
             gamma = ops.cast(self.gamma, "float32")
