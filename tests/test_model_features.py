@@ -147,3 +147,13 @@ def test_hidden_states_and_attention_probabilities():
     assert probs[0, :, 3, :4].min() > 0.0 and probs[0, :, 3, 4].max() == 0.0  # causal in target
     with pytest.raises(ValueError, match="Transformer-9"):
         attention_model(model, 9)
+
+
+def test_attention_probabilities_layer_round_trip(tmp_path):
+    model = build_transformer_model(**TINY)
+    probe = attention_model(model, 0)
+    expected = probe.predict([IDS, SEGS], verbose=0)
+    path = str(tmp_path / "probe.keras")
+    probe.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(restored.predict([IDS, SEGS], verbose=0), expected, atol=1e-6)
