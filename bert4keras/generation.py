@@ -29,7 +29,10 @@ def compile_function(fn, donate_argnums=()):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn, jit_compile=True, reduce_retracing=True)
+        # No AutoGraph: the decoding functions have no tensor-dependent Python
+        # control flow, and its conversion cache misfired in long sessions
+        # (a `build` method converted in place of `project`).
+        return tf.function(fn, jit_compile=True, reduce_retracing=True, autograph=False)
     if backend == "jax":
         import jax
 
