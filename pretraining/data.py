@@ -91,12 +91,16 @@ def random_token_pool(vocab_size, excluded_ids):
 class WordSplitter:
     """Text -> list of words, each a tuple of token ids.
 
+    The text is tokenized as a whole, exactly as for fine-tuning; the words
+    only group its tokens.
+
     Args:
         tokenizer: a bert4keras `Tokenizer` built with `token_start=None,
             token_end=None`.
-        whole_word: 'jieba' (Chinese words by jieba; the WordPiece pieces of
-            each jieba word stay together), 'wordpiece' (a token and its `##`
-            continuations) or 'none' (every token alone).
+        whole_word: 'jieba' (tokens whose characters lie in one jieba word
+            form a word; so do a WordPiece token and its `##` continuations,
+            even when jieba cuts between them), 'wordpiece' (a token and its
+            `##` continuations) or 'none' (every token alone).
     """
 
     def __init__(self, tokenizer, whole_word="jieba"):
@@ -104,48 +108,41 @@ class WordSplitter:
             raise ValueError(f"whole_word must be one of {WHOLE_WORD_MODES}, got {whole_word!r}")
         self.tokenizer = tokenizer
         self.whole_word = whole_word
-        self._cache = {}
         if whole_word == "jieba":
             import jieba
 
             jieba.setLogLevel(logging.WARNING)
             self._jieba = jieba.Tokenizer()
-        if whole_word in ("wordpiece", "jieba"):
-            size = tokenizer.vocab_size
-            self._continuation = np.zeros(size, dtype=bool)
-            for i in range(size):
-                if tokenizer.id_to_token(i).startswith("##"):
-                    self._continuation[i] = True
+        size = tokenizer.vocab_size
+        self._continuation = np.zeros(size, dtype=bool)
+        for i in range(size):
+            if tokenizer.id_to_token(i).startswith("##"):
+                self._continuation[i] = True
 
-    def _ids(self, text):
-        return self.tokenizer.encode(text)[0]
-
-    def _wordpiece_words(self, ids):
-        words = []
-        for i in ids:
-            if words and self._continuation[i]:
+    def __call__(self, text):
+        if self.whole_word != "jieba":
+            ids = self.tokenizer.encode(text)[0]
+            if self.whole_word == "none":
+                return [(i,) for i in ids]
+            word_of_token = [None] * len(ids)
+        else:
+            tokens = self.tokenizer.tokenize(text)
+            ids = self.tokenizer.tokens_to_ids(tokens)
+            word_of_char = np.zeros(len(text), dtype=np.int64)
+            start = 0
+            for index, word in enumerate(self._jieba.lcut(text)):
+                word_of_char[start:start + len(word)] = index
+                start += len(word)
+            spans = self.tokenizer.rematch(text, tokens)
+            word_of_token = [int(word_of_char[span[0]]) if span else None for span in spans]
+        words, previous = [], None
+        for i, word in zip(ids, word_of_token):
+            if words and (self._continuation[i] or (word is not None and word == previous)):
                 words[-1].append(i)
             else:
                 words.append([i])
+            previous = word
         return [tuple(w) for w in words]
-
-    def __call__(self, text):
-        if self.whole_word == "none":
-            return [(i,) for i in self._ids(text)]
-        if self.whole_word == "wordpiece":
-            return self._wordpiece_words(self._ids(text))
-        words = []
-        for word in self._jieba.lcut(text):
-            cached = self._cache.get(word)
-            if cached is None:
-                # A jieba word may hold several WordPiece words (e.g. "3.5GHz").
-                cached = self._wordpiece_words(self._ids(word))
-                if len(cached) > 1:
-                    cached = [tuple(i for w in cached for i in w)]
-                if len(self._cache) < 500000:
-                    self._cache[word] = cached
-            words.extend(cached)
-        return words
 
 
 def pack_words(documents, max_tokens, sep_id=None):
@@ -221,9 +218,10 @@ def mask_sample(input_ids, word_ids, rng, mask_id, random_pool, mask_prob=0.15,
                 max_predictions=20):
     """Whole-word masking of one sample with the 80/10/10 rule.
 
-    Words are taken in a random order until the next one would exceed the
-    budget `mask_budget(number of maskable tokens)`; every token of a taken
-    word is predicted. Each predicted token becomes `[MASK]` with probability
+    Words are visited in a random order and taken unless they would exceed
+    the budget `mask_budget(number of maskable tokens)` (Google's rule: a
+    word that does not fit is skipped, later shorter ones may still fit);
+    every token of a taken word is predicted. Each predicted token becomes `[MASK]` with probability
     0.8, a random token from `random_pool` with 0.1, and stays with 0.1.
 
     Returns `(masked_ids, positions, labels, weights)`, the last three of
@@ -234,7 +232,11 @@ def mask_sample(input_ids, word_ids, rng, mask_id, random_pool, mask_prob=0.15,
     num_words = int(word_ids.max()) if maskable.any() else 0
     lengths = np.bincount(word_ids, minlength=num_words + 1)[1:]
     order = rng.permutation(num_words)
-    taken = order[np.cumsum(lengths[order]) <= budget] + 1
+    taken, covered = [], 0
+    for w in order:
+        if covered + lengths[w] <= budget:
+            taken.append(w + 1)
+            covered += lengths[w]
     chosen = np.nonzero(np.isin(word_ids, taken) & maskable)[0]
     draws = rng.random(len(chosen))
     replacements = random_pool[rng.integers(0, len(random_pool), size=len(chosen))]
@@ -641,8 +643,8 @@ def find_bad_file(files, masking, seq_len, max_predictions):
 def dynamic_mask(input_ids, word_ids, seed, mask_id, random_pool, mask_prob, max_predictions):
     """Whole-word 80/10/10 masking of a batch inside a TensorFlow graph.
 
-    The same rule as `mask_sample`, vectorized: a random score per word gives
-    the order in which words are taken until the budget is reached. `seed` is
+    The same rule as `mask_sample`, over the whole batch at once: a random
+    score per word gives the order in which words are visited. `seed` is
     a shape-[2] int tensor (stateless random ops), so a batch's mask depends
     only on it.
 
@@ -668,7 +670,15 @@ def dynamic_mask(input_ids, word_ids, seed, mask_id, random_pool, mask_prob, max
     scores = tf.where(word_lengths > 0, scores, 2.0)  # absent words sort last
     order = tf.argsort(scores, axis=1, stable=True)
     sorted_lengths = tf.gather(word_lengths, order, batch_dims=1)
-    taken_sorted = (tf.cumsum(sorted_lengths, axis=1) <= budget[:, None]) & (sorted_lengths > 0)
+
+    def visit(covered, length):
+        fits = (length > 0) & (covered + length <= budget)
+        return covered + tf.where(fits, length, 0)
+
+    # Tokens covered after each visited word; a word was taken iff it grew.
+    covered = tf.scan(visit, tf.transpose(sorted_lengths), initializer=tf.zeros_like(budget))
+    previous = tf.concat([tf.zeros_like(covered[:1]), covered[:-1]], axis=0)
+    taken_sorted = tf.transpose(covered > previous)
     taken = tf.gather(taken_sorted, tf.argsort(order, axis=1, stable=True), batch_dims=1)
     chosen = tf.gather(taken, word_ids, batch_dims=1) & maskable
     draws = tf.random.stateless_uniform([batch, length], seeds[1])

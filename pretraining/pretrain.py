@@ -46,11 +46,21 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def configure_cpu_devices(count):
-    """Split the host CPU into `count` logical devices (before TF runs ops)."""
+    """Split the host CPU into `count` logical devices; returns their names.
+
+    This must happen before TensorFlow runs its first op, unless the process
+    already split its CPU into at least `count` devices.
+    """
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have < count:
+            raise RuntimeError(f"--cpu-devices {count}: TensorFlow is already initialized with {have} "
+                               "CPU device(s); split the CPU before running any TensorFlow op") from None
     return ["/cpu:%d" % i for i in range(count)]
 
 
@@ -181,8 +191,13 @@ def _log(message, enabled=True):
         print(message, flush=True)
 
 
-def run(args):
-    """Train as `args` (the parsed command line) says; returns a summary dict."""
+def run(args, strategy=None):
+    """Train as `args` (the parsed command line) says; returns a summary dict.
+
+    `strategy` replaces the one `args.strategy` names. Pass one when training
+    several times in one process: two strategies over the same devices in a
+    process may mix up their collective operations.
+    """
     if args.cpu_devices:
         devices = configure_cpu_devices(args.cpu_devices)
         if args.strategy != "mirrored":
@@ -202,7 +217,8 @@ def run(args):
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(args.seed)
 
-    strategy = make_strategy(args.strategy, tpu=args.tpu, devices=devices)
+    if strategy is None:
+        strategy = make_strategy(args.strategy, tpu=args.tpu, devices=devices)
     is_chief, task_id = worker_role(strategy)
     replicas = strategy.num_replicas_in_sync
     if args.batch_size % replicas:
@@ -217,6 +233,11 @@ def run(args):
             f"records in {args.data!r} use a vocabulary of {meta['vocab_size']} tokens, but "
             f"{args.config!r} has vocab_size={model_config.get('vocab_size')}")
 
+    positions = model_config.get("max_position_embeddings")
+    if args.model == "bert" and positions is not None and positions < seq_len:
+        raise ValueError(f"records have seq_len={seq_len} but {args.config!r} has only "
+                         f"max_position_embeddings={positions}")
+
     output_dir = args.output_dir
     ckpt_dir = os.path.join(output_dir, "checkpoints")
     os.makedirs(output_dir, exist_ok=True)
@@ -229,7 +250,7 @@ def run(args):
         with strategy.scope():
             builder = build_transformer_model(
                 args.config, args.init_checkpoint, model=args.model, with_mlm="linear",
-                return_keras_model=False)
+                with_pool=not args.no_pooler, return_keras_model=False)
             model = build_pretraining_model(builder, max_predictions=max_predictions)
             optimizer = make_optimizer(
                 args.optimizer, args.learning_rate, args.weight_decay, args.warmup_steps,
@@ -240,7 +261,7 @@ def run(args):
     finally:
         keras.config.set_dtype_policy(previous_policy)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    checkpoint = tf.train.Checkpoint(model=_checkpoint_variables(model), optimizer=optimizer, step=step)
+    checkpoint = tf.train.Checkpoint(model=_checkpoint_variables(builder.model), optimizer=optimizer, step=step)
     save_dir = ckpt_dir if is_chief else os.path.join(ckpt_dir, f"workertemp_{task_id}")
     manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=args.keep_checkpoints,
                                          checkpoint_name="ckpt")
@@ -293,10 +314,11 @@ def run(args):
         if fp16 and replicas > 1:
             # LossScaleOptimizer decides to skip a step from the first
             # replica's gradients only; make every replica see an overflow.
-            bad = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(g), tf.float32)) for g in grads])
+            values = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads]
+            bad = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(v), tf.float32)) for v in values])
             bad = context.all_reduce("sum", bad)
             poison = tf.where(bad > 0, float("nan"), 0.0)
-            grads = [g + tf.cast(poison, g.dtype) for g in grads]
+            grads = [_add_to_gradient(g, poison) for g in grads]
         optimizer.apply(grads, variables)
         return tf.stack([loss_sum, count, correct])
 
@@ -335,10 +357,11 @@ def run(args):
             try:
                 out = train_chunk(iterator, tf.constant(n * accum, tf.int32)).numpy()
             except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+                # Only a full scan tells a bad record from another error.
                 bad = data_lib.find_bad_file(files, meta["masking"], seq_len, max_predictions)
                 if bad is not None:
-                    raise bad from None
-                raise data_lib.DataError(f"reading records in {args.data!r} failed: {e.message}") from None
+                    raise bad from e
+                raise
             elapsed = time.perf_counter() - began
             out = out.reshape(n, accum, 3).sum(axis=1)
             losses = out[:, 0] / np.maximum(out[:, 1], 1.0)
@@ -404,6 +427,15 @@ def run(args):
         digest.update(np.ascontiguousarray(v.numpy()).tobytes())
     summary["weights_sha256"] = digest.hexdigest()
     return summary
+
+
+def _add_to_gradient(gradient, value):
+    import tensorflow as tf
+
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(gradient.values + tf.cast(value, gradient.dtype), gradient.indices,
+                                gradient.dense_shape)
+    return gradient + tf.cast(value, gradient.dtype)
 
 
 def export(builder, export_dir, vocab=None):
@@ -483,6 +515,10 @@ def build_parser():
     g.add_argument("--model", choices=("bert", "roformer"), default="bert")
     g.add_argument("--init-checkpoint", help="warm start from this checkpoint (Google, safetensors, HF dir)")
     g.add_argument("--vocab", help="vocab.txt to copy next to the exported checkpoint")
+    g.add_argument("--no-pooler", action="store_true",
+                   help="leave out the [CLS] pooler (by default it is exported untrained, so that "
+                        "with_pool=True loads the checkpoint); needed to warm-start from a checkpoint "
+                        "without one")
     g.add_argument("--output-dir", required=True, help="checkpoints, logs and the export go here")
     g.add_argument("--seq-len", type=int, help="expected seq_len of the records (checked)")
     g.add_argument("--max-predictions", type=int, help="expected max_predictions_per_seq (checked)")
