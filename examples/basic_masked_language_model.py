@@ -30,7 +30,7 @@ from bert4keras.snippets import DataGenerator, sequence_padding, text_segmentate
 from bert4keras.tokenizers import Tokenizer  # noqa: E402
 
 SMALL = dict(
-    hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
+    hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
     max_position=128, dropout_rate=0.1, attention_dropout_rate=0.1,
 )
 QUICK = dict(SMALL, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128)
@@ -72,7 +72,7 @@ class Generator(DataGenerator):
             batch_ids.append(ids)
             batch_targets.append(targets)
             if len(batch_ids) == self.batch_size or is_end:
-                length = -(-max(map(len, batch_ids)) // 32) * 32  # few shapes to compile
+                length = -(-max(map(len, batch_ids)) // 16) * 16  # few shapes to compile
                 ids = sequence_padding(batch_ids, length=length)
                 targets = sequence_padding(batch_targets, length=length)
                 yield (ids, np.zeros_like(ids)), targets, (targets > 0).astype("float32")
@@ -110,15 +110,15 @@ def fill_masks(model, tokenizer, texts):
 def main(argv=None):
     parser = _data.model_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=None,
-                        help="MLM training steps (default 3000 from scratch, 0 with a checkpoint)")
-    parser.add_argument("--batch-size", type=int, default=64)
+                        help="MLM training steps (default 1500 from scratch, 0 with a checkpoint)")
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--maxlen", type=int, default=64)
     parser.add_argument("--lr", type=float, default=None, help="default 1e-3 from scratch, 2e-5 with a checkpoint")
     parser.add_argument("texts", nargs="*", help="texts with [MASK] tokens (default: built-in examples)")
     args = parser.parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     start, cpu_start = time.time(), time.process_time()
-    steps = args.steps if args.steps is not None else (0 if args.checkpoint else 3000)
+    steps = args.steps if args.steps is not None else (0 if args.checkpoint else 1500)
     if args.quick:
         steps = min(steps, 20)
 
@@ -149,8 +149,12 @@ def main(argv=None):
         trainer = keras.Model(model.inputs, model.outputs[-1])
         trainer.compile(optimizer, loss="sparse_categorical_crossentropy")
         epochs = max(1, -(-steps // 500))
-        trainer.fit(generator.forfit(), steps_per_epoch=-(-steps // epochs), epochs=epochs, shuffle=False,
-                    verbose=2 if not args.quick else 0)
+        dataset = generator.to_dataset(
+            types=(("int32", "int32"), "int32", "float32"),
+            shapes=(([None, None], [None, None]), [None, None], [None, None]),
+            batched=True, repeat=True,
+        )
+        trainer.fit(dataset, steps_per_epoch=-(-steps // epochs), epochs=epochs, verbose=2 if not args.quick else 0)
     mlm = keras.Model(model.inputs, model.outputs[-1])
 
     # Top-1 accuracy on masked held-out characters.

@@ -105,7 +105,7 @@ def main(argv=None):
     parser.add_argument("--maxlen", type=int, default=128)
     parser.add_argument("--lr", type=float, default=None, help="default 1e-3 from scratch, 2e-5 fine-tuning")
     parser.add_argument("--layer-decay", type=float, default=0.9, help="layer-wise lr decay factor")
-    parser.add_argument("--ema", type=float, default=0.999, help="EMA momentum")
+    parser.add_argument("--ema", type=float, default=0.99, help="EMA momentum")
     args = parser.parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     start, cpu_start = time.time(), time.process_time()
@@ -160,9 +160,14 @@ def main(argv=None):
                 ema = accuracy(valid)
             print(f"epoch {epoch + 1}: loss {logs['loss']:.4f}, valid accuracy {raw:.4f} (EMA weights {ema:.4f})")
 
-    # shuffle=False: the generator shuffles the data itself.
-    model.fit(train_gen.forfit(), steps_per_epoch=len(train_gen), epochs=args.epochs,
-              shuffle=False, callbacks=[Evaluate()], verbose=2 if not args.quick else 0)
+    # A tf.data pipeline over the generator (works on every backend); shapes
+    # are declared because every batch has its own length.
+    dataset = train_gen.to_dataset(
+        types=(("int32", "int32"), "int32"), shapes=(([None, None], [None, None]), [None]),
+        batched=True, repeat=True,
+    )
+    model.fit(dataset, steps_per_epoch=len(train_gen), epochs=args.epochs,
+              callbacks=[Evaluate()], verbose=2 if not args.quick else 0)
     with optimizer.ema_weights():
         test_accuracy = accuracy(test)
 

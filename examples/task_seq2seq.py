@@ -42,7 +42,7 @@ from bert4keras.snippets import DataGenerator, sequence_padding  # noqa: E402
 from bert4keras.tokenizers import Tokenizer  # noqa: E402
 
 SMALL = dict(
-    hidden_size=256, num_hidden_layers=3, num_attention_heads=4, intermediate_size=1024,
+    hidden_size=192, num_hidden_layers=2, num_attention_heads=3, intermediate_size=768,
     max_position=64, dropout_rate=0.1, attention_dropout_rate=0.1,
 )
 QUICK = dict(SMALL, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128)
@@ -95,7 +95,7 @@ class Generator(DataGenerator):
             batch_ids.append(ids)
             batch_segs.append(segs)
             if len(batch_ids) == self.batch_size or is_end:
-                length = -(-max(map(len, batch_ids)) // 16) * 16  # few shapes to compile
+                length = -(-max(map(len, batch_ids)) // 8) * 8  # few shapes to compile
                 ids = sequence_padding(batch_ids, length=length)
                 segs = sequence_padding(batch_segs, length=length)
                 targets = np.pad(ids[:, 1:], ((0, 0), (0, 1)))
@@ -114,7 +114,7 @@ def main(argv=None):
     parser = _data.model_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--train-size", type=int, default=60000, help="training clauses (0: all)")
+    parser.add_argument("--train-size", type=int, default=40000, help="training clauses (0: all)")
     parser.add_argument("--test-size", type=int, default=1024, help="test clauses decoded")
     parser.add_argument("--min-length", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=20)
@@ -158,8 +158,12 @@ def main(argv=None):
     # The model returns [sequence output, MLM logits]; train the latter.
     trainer = keras.Model(model.inputs, model.outputs[-1])
     trainer.compile(optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    trainer.fit(generator.forfit(), steps_per_epoch=len(generator), epochs=args.epochs, shuffle=False,
-              verbose=2 if not args.quick else 0)
+    dataset = generator.to_dataset(
+        types=(("int32", "int32"), "int32", "float32"),
+        shapes=(([None, None], [None, None]), [None, None], [None, None]),
+        batched=True, repeat=True,
+    )
+    trainer.fit(dataset, steps_per_epoch=len(generator), epochs=args.epochs, verbose=2 if not args.quick else 0)
 
     # Beam search with the KV cache. Every batch has the same shape (64
     # prefixes padded to one length), so the decoder compiles once, on the

@@ -30,7 +30,7 @@ from bert4keras.snippets import DataGenerator, ViterbiDecoder, sequence_padding 
 from bert4keras.tokenizers import Tokenizer  # noqa: E402
 
 SMALL = dict(
-    hidden_size=256, num_hidden_layers=2, num_attention_heads=4, intermediate_size=1024,
+    hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
     max_position=160, dropout_rate=0.1, attention_dropout_rate=0.1,
 )
 QUICK = dict(SMALL, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128)
@@ -81,7 +81,7 @@ class Generator(DataGenerator):
             batch_ids.append(ids)
             batch_tags.append(tags)
             if len(batch_ids) == self.batch_size or is_end:
-                length = -(-max(map(len, batch_ids)) // 32) * 32
+                length = -(-max(map(len, batch_ids)) // 16) * 16
                 batch_ids = sequence_padding(batch_ids, length=length)
                 yield (batch_ids, np.zeros_like(batch_ids)), sequence_padding(batch_tags, length=length)
                 batch_ids, batch_tags = [], []
@@ -134,7 +134,7 @@ class Segmenter:
             chunk = texts[i:i + batch_size]
             tokens = [self.tokenizer.tokenize(t, maxlen=self.maxlen) for t in chunk]
             ids = [self.tokenizer.tokens_to_ids(t) for t in tokens]
-            length = -(-max(map(len, ids)) // 32) * 32
+            length = -(-max(map(len, ids)) // 16) * 16
             ids = sequence_padding(ids, length=length)
             emissions = keras.ops.convert_to_numpy(self.model.predict_on_batch((ids, np.zeros_like(ids))))
             for text, toks, nodes in zip(chunk, tokens, emissions):
@@ -177,8 +177,11 @@ def train_and_evaluate(args, lr_multiplier, train, valid, test, tokenizer, keep_
             print(f"  lr_multiplier={lr_multiplier} epoch {epoch + 1}: loss {logs['loss']:.3f}, "
                   f"valid P/R/F1 {p:.4f}/{r:.4f}/{f:.4f}")
 
-    model.fit(generator.forfit(), steps_per_epoch=len(generator), epochs=args.epochs,
-              shuffle=False, callbacks=[Evaluate()], verbose=0)
+    dataset = generator.to_dataset(
+        types=(("int32", "int32"), "int32"), shapes=(([None, None], [None, None]), [None, None]),
+        batched=True, repeat=True,
+    )
+    model.fit(dataset, steps_per_epoch=len(generator), epochs=args.epochs, callbacks=[Evaluate()], verbose=0)
     segmenter.viterbi = ViterbiDecoder(keras.ops.convert_to_numpy(crf.trans), starts=[0], ends=[0])
     return prf(segmenter.segment(["".join(w) for w in test]), test)
 

@@ -29,7 +29,7 @@ from bert4keras.snippets import DataGenerator, ViterbiDecoder, sequence_padding 
 from bert4keras.tokenizers import Tokenizer  # noqa: E402
 
 SMALL = dict(
-    hidden_size=256, num_hidden_layers=2, num_attention_heads=4, intermediate_size=1024,
+    hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
     max_position=160, dropout_rate=0.1, attention_dropout_rate=0.1,
 )
 QUICK = dict(SMALL, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128)
@@ -66,7 +66,7 @@ class Generator(DataGenerator):
             batch_ids.append(ids)
             batch_labels.append(labels)
             if len(batch_ids) == self.batch_size or is_end:
-                length = -(-max(map(len, batch_ids)) // 32) * 32  # few shapes to compile
+                length = -(-max(map(len, batch_ids)) // 16) * 16  # few shapes to compile
                 batch_ids = sequence_padding(batch_ids, length=length)
                 yield (batch_ids, np.zeros_like(batch_ids)), sequence_padding(batch_labels, length=length)
                 batch_ids, batch_labels = [], []
@@ -87,7 +87,7 @@ class NamedEntityRecognizer:
             chunk = texts[i:i + batch_size]
             tokens = [self.tokenizer.tokenize(t, maxlen=self.maxlen) for t in chunk]
             ids = [self.tokenizer.tokens_to_ids(t) for t in tokens]
-            ids = sequence_padding(ids, length=-(-max(map(len, ids)) // 32) * 32)
+            ids = sequence_padding(ids, length=-(-max(map(len, ids)) // 16) * 16)
             emissions = keras.ops.convert_to_numpy(self.model.predict_on_batch((ids, np.zeros_like(ids))))
             for text, toks, nodes in zip(chunk, tokens, emissions):
                 labels = [LABELS[k] for k in viterbi.decode(nodes[:len(toks)])]
@@ -107,7 +107,7 @@ class NamedEntityRecognizer:
 
 def main(argv=None):
     parser = _data.model_arguments(__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--maxlen", type=int, default=126, help="characters per piece of text")
     parser.add_argument("--lr", type=float, default=None, help="default 1e-3 from scratch, 2e-5 fine-tuning")
@@ -151,8 +151,11 @@ def main(argv=None):
             f1 = scores(valid)["all"][2]
             print(f"epoch {epoch + 1}: loss {logs['loss']:.3f}, valid entity F1 {f1:.4f}")
 
-    model.fit(generator.forfit(), steps_per_epoch=len(generator), epochs=args.epochs,
-              shuffle=False, callbacks=[Evaluate()], verbose=0)
+    dataset = generator.to_dataset(
+        types=(("int32", "int32"), "int32"), shapes=(([None, None], [None, None]), [None, None]),
+        batched=True, repeat=True,
+    )
+    model.fit(dataset, steps_per_epoch=len(generator), epochs=args.epochs, callbacks=[Evaluate()], verbose=0)
     test_scores = scores(test)
     _data.print_entity_scores(test_scores, "test, entity level (exact span and type):")
     print(f"wall time: {time.time() - start:.0f} s (CPU time {time.process_time() - cpu_start:.0f} s)")
