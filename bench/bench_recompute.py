@@ -24,7 +24,9 @@ training step (forward, backward, Adam update) is measured three ways:
   memory. A cross-check of the counters.
 - step time: median over interleaved rounds (every variant once per round,
   in the same process), and the median of per-round ratios against `none`,
-  which cancels drift in machine load.
+  which cancels drift in machine load. Wall time ("step s") and the
+  process's CPU time ("cpu s", all threads), whose ratio is steadier on a
+  machine shared with other jobs.
 
 "act" columns subtract the gradient size (parameter bytes) from the step's
 incremental peak: an approximation of activation memory (not every gradient
@@ -490,7 +492,7 @@ def worker(args):
             step = make_step(mode, model, batch)
             step.compile()
         except Exception as e:  # reported, not hidden: the table shows the error
-            message = " ".join(str(e).split())
+            message = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(e)).split())
             results[variant] = {"error": f"{type(e).__name__}: ...{message[-400:]}"}
             continue
         compile_s = time.perf_counter() - t0
@@ -500,6 +502,7 @@ def worker(args):
             "param_bytes": param_bytes,
             "memory": step.memory_counter(),
             "times": [],
+            "cpu_times": [],
         }
         if not args.no_hlo:
             count, where = step.matmul_count()
@@ -509,9 +512,10 @@ def worker(args):
         step.run()  # an untimed round after the HLO/graph inspection above
     for _ in range(args.rounds):
         for variant, step in steps.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             step.run()
             results[variant]["times"].append(time.perf_counter() - t)
+            results[variant]["cpu_times"].append(time.process_time() - c)
     print(json.dumps({"mode": mode, "backend": keras.backend.backend(), "results": results}))
 
 
@@ -570,7 +574,7 @@ def report(args, mode, out, rss):
     header = f"{'variant':<14}{'step mem MB':>12}{'saving':>8}{'act MB':>9}{'act saving':>11}"
     if rss:
         header += f"{'RSS MB':>9}{'RSS saving':>11}"
-    header += f"{'step s':>9}{'overhead':>10}{'matmuls':>9}{'compile s':>10}"
+    header += f"{'step s':>8}{'overhead':>9}{'cpu s':>7}{'cpu ovh':>9}{'matmuls':>8}{'compile s':>10}"
     print(f"step mem: {counter}; act = step mem - gradient size ({base['param_bytes'] / MB:.1f} MB)")
     print(header)
     errors = {v: r["error"] for v, r in res.items() if "error" in r}
@@ -588,8 +592,10 @@ def report(args, mode, out, rss):
             rv, rb = rss[variant]["rss_step"], rss["none"]["rss_step"]
             line += f"{rv / MB:>9.1f}{_ratio(rb, rv):>10.2f}x"
         ratio = ratio_rounds(r["times"], base["times"])
-        line += f"{statistics.median(r['times']):>9.3f}{100 * (ratio - 1):>+9.1f}%"
-        line += f"{r.get('matmuls', '-'):>9}{r['compile_s']:>10.1f}"
+        cpu_ratio = ratio_rounds(r["cpu_times"], base["cpu_times"])
+        line += f"{statistics.median(r['times']):>8.3f}{100 * (ratio - 1):>+8.1f}%"
+        line += f"{statistics.median(r['cpu_times']):>7.2f}{100 * (cpu_ratio - 1):>+8.1f}%"
+        line += f"{r.get('matmuls', '-'):>8}{r['compile_s']:>10.1f}"
         print(line)
     where = next((r["matmuls_in"] for r in res.values() if "matmuls_in" in r), None)
     if where:
