@@ -260,10 +260,11 @@ def mask_sample(input_ids, word_ids, rng, mask_id, random_pool, mask_prob=0.15,
 
 
 def iter_chunks(paths, chunk_lines=2000):
-    """Yield `(documents, num_bytes)` chunks of at most ~`chunk_lines` lines.
+    """Yield `(documents, num_bytes)` chunks of about `chunk_lines` lines.
 
-    A chunk ends at a document boundary when one comes, else after
-    `chunk_lines` lines (a very long document is then split across chunks).
+    A chunk closes at the first document boundary after `chunk_lines` lines,
+    or inside a document once it holds `2 * chunk_lines` lines (a very long
+    document is then split across chunks, and packing restarts there).
     """
     documents, document, count, nbytes = [], [], 0, 0
     for path in paths:
@@ -293,6 +294,7 @@ def iter_chunks(paths, chunk_lines=2000):
         yield documents, nbytes
 
 
+# Per-process state of the record-building workers (set by the pool initializer).
 _WORKER = {}
 
 
@@ -792,7 +794,7 @@ def make_dataset(
 
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if split > 1:
-        dataset = dataset.rebatch(batch_size // split)
+        dataset = dataset.rebatch(batch_size // split, drop_remainder=True)  # static shapes (TPU)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     options.deterministic = True

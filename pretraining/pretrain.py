@@ -241,7 +241,8 @@ def run(args, strategy=None):
     output_dir = args.output_dir
     ckpt_dir = os.path.join(output_dir, "checkpoints")
     os.makedirs(output_dir, exist_ok=True)
-    _check_run_config(output_dir, args, is_chief)
+    if is_chief:
+        _check_run_config(output_dir, args)
 
     policy = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}[args.mixed_precision]
     previous_policy = keras.config.dtype_policy()
@@ -275,7 +276,6 @@ def run(args, strategy=None):
          f"precision {policy}{'; XLA' if args.xla else ''}", is_chief)
 
     accum = args.grad_accum_steps
-    vocab_size = model_config["vocab_size"]
 
     def dataset_fn(context):
         pipelines = context.num_input_pipelines
@@ -290,7 +290,10 @@ def run(args, strategy=None):
     iterator = iter(dataset)
     variables = model.trainable_variables
     fp16 = args.mixed_precision == "fp16"
-    full_xla = args.xla and replicas == 1 and args.strategy != "tpu"
+    # Under a strategy (even of one replica) the optimizer's cross-replica
+    # updates go through merge_call, which XLA cannot compile; the default
+    # strategy has none, so the whole step compiles.
+    full_xla = args.xla and strategy is tf.distribute.get_strategy()
 
     def gradients(batch, global_count):
         with tf.GradientTape() as tape:
@@ -346,6 +349,7 @@ def run(args, strategy=None):
         from tqdm import tqdm
 
         progress = tqdm(total=total, initial=start, unit="step", desc="pretraining", dynamic_ncols=True)
+    say = progress.write if progress is not None else print
     schedule = lr_schedule(args.warmup_steps, args.train_steps, args.end_lr_ratio)
     rates, history = [], []
     current = start
@@ -412,7 +416,9 @@ def run(args, strategy=None):
                 path = manager.save(checkpoint_number=current)
                 if not is_chief:
                     shutil.rmtree(save_dir, ignore_errors=True)
-                _log(f"checkpoint saved: step {current} {path}", is_chief)
+                if is_chief:
+                    say(f"checkpoint saved: step {current} {path}")
+                    sys.stdout.flush()
     finally:
         if progress is not None:
             progress.close()
@@ -483,7 +489,7 @@ def _read_json(path, flag):
         raise ValueError(f"{flag}: {path!r} is not valid JSON: {e}") from None
 
 
-def _check_run_config(output_dir, args, is_chief):
+def _check_run_config(output_dir, args):
     """Refuse to resume a run with settings that change the data stream."""
     path = os.path.join(output_dir, "run_config.json")
     current = {k: getattr(args, k) for k in CRITICAL_ARGS}
@@ -496,9 +502,8 @@ def _check_run_config(output_dir, args, is_chief):
             details = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
             raise ValueError(f"{output_dir!r} holds a run with other settings ({details}); "
                              "use a new --output-dir or the same settings to resume")
-    if is_chief:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(current, f, indent=1)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(current, f, indent=1)
 
 
 # ---------------------------------------------------------------------------

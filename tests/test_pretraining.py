@@ -417,15 +417,20 @@ def test_static_records_hold_the_whole_corpus(records, corpus, small_vocab):
 @pytest.mark.tf_only
 @pytest.mark.slow
 def test_records_same_bytes_for_any_worker_count(corpus, small_vocab, tmp_path):
+    with open(corpus, encoding="utf-8") as f:
+        lines = f.readlines()[:60]
+    corpus = str(tmp_path / "corpus.txt")
+    with open(corpus, "w", encoding="utf-8") as f:
+        f.writelines(lines)
     outs = []
     for workers in (1, 2):
         out = str(tmp_path / f"w{workers}")
         data_lib.build_records(corpus, small_vocab, out, seq_len=SEQ_LEN, num_shards=3, num_workers=workers,
-                               seed=3, chunk_lines=30, progress=False, dupe_factor=2)
+                               seed=3, chunk_lines=10, progress=False, dupe_factor=2)
         outs.append(out)
     other = str(tmp_path / "seed4")
     data_lib.build_records(corpus, small_vocab, other, seq_len=SEQ_LEN, num_shards=3, seed=4,
-                           chunk_lines=30, progress=False, dupe_factor=2)
+                           chunk_lines=10, progress=False, dupe_factor=2)
     for name in sorted(os.listdir(outs[0])):
         if name.endswith(".tfrecord"):
             a = open(os.path.join(outs[0], name), "rb").read()
@@ -682,14 +687,16 @@ def test_optimizer_stack_wiring():
 
 @pytest.mark.tf_only
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_mixed_precision_trains_and_exports_loadable_checkpoint(precision, records, small_vocab, tmp_path):
+def test_bf16_xla_trains_and_exports_loadable_checkpoint(records, small_vocab, tmp_path):
+    """bf16 with the whole step under XLA; fp16 (loss scaling, 2 replicas) is
+    in test_pretraining_distributed.py."""
     import tensorflow as tf
 
     from pretraining import pretrain
 
+    precision = "bf16"
     config = tiny_config(small_vocab, tmp_path)
-    args = _train_args(records, config, tmp_path / "run", "--mixed-precision", precision,
+    args = _train_args(records, config, tmp_path / "run", "--mixed-precision", precision, "--xla",
                        "--vocab", small_vocab, "--train-steps", "8", "--save-every", "4", "--steps-per-execution", "4")
     summary = pretrain.run(args)
     losses = [r["loss"] for r in summary["history"]]
@@ -708,7 +715,7 @@ def test_mixed_precision_trains_and_exports_loadable_checkpoint(precision, recor
     saved_weights = {w.path: keras.ops.convert_to_numpy(w) for w in saved.weights}
     for w in bert.weights:
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(w), saved_weights[w.path])
-    assert any(l.compute_dtype == {"bf16": "bfloat16", "fp16": "float16"}[precision] for l in saved.layers)
+    assert any(l.compute_dtype == "bfloat16" for l in saved.layers)
     # Fine-tune: a classifier on the pooled output trains.
     pooled = bert.outputs[1]
     classifier = keras.Model(bert.inputs, keras.layers.Dense(2, activation="softmax")(pooled))
@@ -775,16 +782,19 @@ def test_training_fails_fast_on_bad_data(records, small_vocab, tmp_path):
         pretrain.run(_train_args(data_dir, config, tmp_path / "d", "--no-export"))
 
 
-@pytest.mark.tf_only
-def test_resume_refuses_changed_settings(records, small_vocab, tmp_path):
+def test_resume_refuses_changed_settings(tmp_path):
     from pretraining import pretrain
 
-    config = tiny_config(small_vocab, tmp_path)
-    out = tmp_path / "run"
-    first = pretrain.run(_train_args(records, config, out, "--train-steps", "3", "--no-export"))
-    assert first["step"] == 3
-    with pytest.raises(ValueError, match=r"batch_size: 8 -> 16"):
-        pretrain.run(_train_args(records, config, out, "--batch-size", "16"))
-    second = pretrain.run(_train_args(records, config, out, "--train-steps", "6", "--no-export"))
-    assert second["start_step"] == 3 and second["step"] == 6
-    assert [r["step"] for r in second["history"]] == [4, 5, 6]
+    def args(*extra):
+        return pretrain.parse_args(["--data", "records", "--config", "c.json", "--output-dir", str(tmp_path),
+                                    "--train-steps", "10", *extra])
+
+    pretrain._check_run_config(str(tmp_path), args("--batch-size", "8"))
+    # Without checkpoints yet, new settings simply replace the old ones.
+    pretrain._check_run_config(str(tmp_path), args("--batch-size", "16"))
+    os.makedirs(tmp_path / "checkpoints")
+    pretrain._check_run_config(str(tmp_path), args("--batch-size", "16", "--train-steps", "20"))
+    with pytest.raises(ValueError, match=r"batch_size: 16 -> 8"):
+        pretrain._check_run_config(str(tmp_path), args("--batch-size", "8"))
+    with pytest.raises(ValueError, match=r"mixed_precision: 'off' -> 'bf16'"):
+        pretrain._check_run_config(str(tmp_path), args("--batch-size", "16", "--mixed-precision", "bf16"))
