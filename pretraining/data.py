@@ -91,8 +91,8 @@ def random_token_pool(vocab_size, excluded_ids):
 class WordSplitter:
     """Text -> list of words, each a tuple of token ids.
 
-    The text is tokenized as a whole, exactly as for fine-tuning; the words
-    only group its tokens.
+    The words only group the tokens of the text: their concatenation is the
+    text's tokenization, exactly as for fine-tuning.
 
     Args:
         tokenizer: a bert4keras `Tokenizer` built with `token_start=None,
@@ -113,35 +113,63 @@ class WordSplitter:
 
             jieba.setLogLevel(logging.WARNING)
             self._jieba = jieba.Tokenizer()
+        self._cache, self._pair_cache = {}, {}
         size = tokenizer.vocab_size
         self._continuation = np.zeros(size, dtype=bool)
         for i in range(size):
             if tokenizer.id_to_token(i).startswith("##"):
                 self._continuation[i] = True
 
+    def _ids(self, text):
+        ids = self._cache.get(text)
+        if ids is None:
+            ids = tuple(self.tokenizer.encode(text)[0])
+            if len(self._cache) < 1000000:
+                self._cache[text] = ids
+        return ids
+
+    def _splits_between(self, left, right):
+        """True if tokenization always splits between these two characters."""
+        if "\u4e00" <= left <= "\u9fff" or "\u4e00" <= right <= "\u9fff":
+            return True  # a CJK ideograph is always a token of its own
+        key = left + right
+        safe = self._pair_cache.get(key)
+        if safe is None:
+            if left.isspace() or right.isspace():
+                safe = True
+            else:
+                ids = self._ids(key)
+                safe = len(ids) >= 2 and not self._continuation[ids[-1]] \
+                    and len(self._ids(left)) + len(self._ids(right)) == len(ids)
+            self._pair_cache[key] = safe
+        return safe
+
+    def _jieba_words(self, text):
+        """jieba's words, merged where jieba cuts inside a WordPiece word
+        (e.g. '９' + '７', which WordPiece reads as '９ ##７')."""
+        merged = []
+        for word in self._jieba.lcut(text):
+            if merged and not self._splits_between(merged[-1][-1], word[0]):
+                merged[-1] += word
+            else:
+                merged.append(word)
+        return merged
+
     def __call__(self, text):
-        if self.whole_word != "jieba":
-            ids = self.tokenizer.encode(text)[0]
-            if self.whole_word == "none":
-                return [(i,) for i in ids]
-            word_of_token = [None] * len(ids)
-        else:
-            tokens = self.tokenizer.tokenize(text)
-            ids = self.tokenizer.tokens_to_ids(tokens)
-            word_of_char = np.zeros(len(text), dtype=np.int64)
-            start = 0
-            for index, word in enumerate(self._jieba.lcut(text)):
-                word_of_char[start:start + len(word)] = index
-                start += len(word)
-            spans = self.tokenizer.rematch(text, tokens)
-            word_of_token = [int(word_of_char[span[0]]) if span else None for span in spans]
-        words, previous = [], None
-        for i, word in zip(ids, word_of_token):
-            if words and (self._continuation[i] or (word is not None and word == previous)):
+        if self.whole_word == "jieba":
+            # Tokenizing word by word gives the tokens of the whole text,
+            # because words only break where the tokenizer splits anyway.
+            words = (self._ids(word) for word in self._jieba_words(text))
+            return [w for w in words if w]
+        ids = self.tokenizer.encode(text)[0]
+        if self.whole_word == "none":
+            return [(i,) for i in ids]
+        words = []
+        for i in ids:
+            if words and self._continuation[i]:
                 words[-1].append(i)
             else:
                 words.append([i])
-            previous = word
         return [tuple(w) for w in words]
 
 
@@ -346,7 +374,10 @@ def _serialize(features):
             feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=value))
         else:
             feature[key] = tf.train.Feature(int64_list=tf.train.Int64List(value=value))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    # Map fields serialize in hash order unless asked not to, which differs
+    # from process to process.
+    return example.SerializeToString(deterministic=True)
 
 
 def build_records(

