@@ -25,6 +25,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,7 +59,7 @@ def parse_ratios(text):
     its direction).
     """
     found = []
-    section, header = "", None
+    section, header, major = "", None, False
     for raw in text.splitlines():
         stripped = raw.strip()
         if not stripped:
@@ -82,8 +83,10 @@ def parse_ratios(text):
             name, _, rest = stripped.partition(":")
             found.append({"section": section, "name": name.strip(), "value": values[0], "column": rest.strip()})
             continue
-        if not values and len(numbers) < 2:
-            section = stripped.strip("=: ")
+        if stripped.startswith("=="):  # a "== part ==" title outranks prose lines
+            section, major = stripped.strip("=: "), True
+        elif not values and "  " not in stripped and not major:
+            section = stripped.strip(": ")
     return found
 
 
@@ -138,7 +141,8 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark")
     parser.add_argument("--args", action="append", default=[],
                         help="extra arguments for one benchmark, 'name=--flag value' (repeatable)")
-    parser.add_argument("--log-dir", default=os.path.join(HERE, "logs"), help="full outputs go here ('' for none)")
+    parser.add_argument("--log-dir", default=os.path.join(tempfile.gettempdir(), "bert4keras_bench_logs"),
+                        help="full outputs go here ('' for none)")
     args = parser.parse_args(argv)
 
     scripts = sorted(glob.glob(os.path.join(HERE, "bench_*.py")))

@@ -110,7 +110,7 @@ def fill_masks(model, tokenizer, texts):
 def main(argv=None):
     parser = _data.model_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=None,
-                        help="MLM training steps (default 1500 from scratch, 0 with a checkpoint)")
+                        help="MLM training steps (default 600 from scratch, 0 with a checkpoint)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--maxlen", type=int, default=64)
     parser.add_argument("--lr", type=float, default=None, help="default 1e-3 from scratch, 2e-5 with a checkpoint")
@@ -118,15 +118,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     start, cpu_start = time.time(), time.process_time()
-    steps = args.steps if args.steps is not None else (0 if args.checkpoint else 1500)
+    steps = args.steps if args.steps is not None else (0 if args.checkpoint else 600)
     if args.quick:
         steps = min(steps, 20)
 
     sentences, report = _data.load_people_daily()
     print(report)
-    texts = [
-        piece for pairs in sentences for piece in text_segmentate("".join(w for w, _ in pairs), args.maxlen - 2, "。！？；，")
-    ]
+    texts = []  # sentences cut at punctuation into pieces that fit maxlen
+    for pairs in sentences:
+        texts += text_segmentate("".join(word for word, _ in pairs), args.maxlen - 2, "。！？；，")
     train, valid, test = _data.split_data(texts, seed=args.seed)
     if args.quick:
         train, test = train[:2000], test[:64]
@@ -137,7 +137,8 @@ def main(argv=None):
     token_dict, keep_tokens = _data.corpus_vocab(vocab, train, min_count=2)
     tokenizer = Tokenizer(token_dict, do_lower_case=True)
     print(f"vocabulary: {len(token_dict)} tokens")
-    model = build_transformer_model(with_mlm=True, **_data.model_config(args, QUICK if args.quick else SMALL, keep_tokens))
+    config = _data.model_config(args, QUICK if args.quick else SMALL, keep_tokens)
+    model = build_transformer_model(with_mlm=True, **config)
 
     if steps:
         generator = Generator(train, tokenizer, args.maxlen, batch_size=args.batch_size, seed=args.seed)
@@ -148,13 +149,16 @@ def main(argv=None):
         # The model returns [sequence output, MLM probabilities]; train the latter.
         trainer = keras.Model(model.inputs, model.outputs[-1])
         trainer.compile(optimizer, loss="sparse_categorical_crossentropy")
-        epochs = max(1, -(-steps // 500))
+        epochs = max(1, -(-steps // 200))
+        # A tf.data pipeline over the generator (it shuffles); the declared
+        # shapes let every batch have its own length.
         dataset = generator.to_dataset(
             types=(("int32", "int32"), "int32", "float32"),
             shapes=(([None, None], [None, None]), [None, None], [None, None]),
             batched=True, repeat=True,
         )
-        trainer.fit(dataset, steps_per_epoch=-(-steps // epochs), epochs=epochs, verbose=2 if not args.quick else 0)
+        trainer.fit(dataset, steps_per_epoch=-(-steps // epochs), epochs=epochs, shuffle=False,
+                    verbose=2 if not args.quick else 0)
     mlm = keras.Model(model.inputs, model.outputs[-1])
 
     # Top-1 accuracy on masked held-out characters.

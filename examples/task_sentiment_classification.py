@@ -160,14 +160,14 @@ def main(argv=None):
                 ema = accuracy(valid)
             print(f"epoch {epoch + 1}: loss {logs['loss']:.4f}, valid accuracy {raw:.4f} (EMA weights {ema:.4f})")
 
-    # A tf.data pipeline over the generator (works on every backend); shapes
-    # are declared because every batch has its own length.
+    # A tf.data pipeline over the generator (it shuffles; works on every
+    # backend); the declared shapes let every batch have its own length.
     dataset = train_gen.to_dataset(
         types=(("int32", "int32"), "int32"), shapes=(([None, None], [None, None]), [None]),
         batched=True, repeat=True,
     )
     model.fit(dataset, steps_per_epoch=len(train_gen), epochs=args.epochs,
-              callbacks=[Evaluate()], verbose=2 if not args.quick else 0)
+              callbacks=[Evaluate()], verbose=2 if not args.quick else 0, shuffle=False)
     with optimizer.ema_weights():
         test_accuracy = accuracy(test)
 

