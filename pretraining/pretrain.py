@@ -342,6 +342,8 @@ def run(args, strategy=None):
 
     writer = tf.summary.create_file_writer(os.path.join(output_dir, "logs")) if is_chief else None
     log_path = os.path.join(output_dir, "train_log.jsonl")
+    if is_chief:
+        _truncate_log(log_path, start)
     total = args.train_steps
     tokens_per_update = args.batch_size * accum * seq_len
     progress = None
@@ -457,6 +459,25 @@ def export(builder, export_dir, vocab=None):
         shutil.copyfile(vocab, os.path.join(export_dir, "vocab.txt"))
         out["vocab"] = os.path.join(export_dir, "vocab.txt")
     return out
+
+
+def _truncate_log(path, step):
+    """Drop the log lines of updates after `step` (redone after a resume)."""
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        lines = [line for line in f if line.strip()]
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            pass  # a line cut short by a kill
+    if len(kept) != len(lines):
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.writelines(kept)
+        os.replace(path + ".tmp", path)
 
 
 def _scalar(tag, value, step):
