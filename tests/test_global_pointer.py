@@ -10,6 +10,14 @@ from bert4keras import losses
 from bert4keras.layers import EfficientGlobalPointer, GlobalPointer
 from bert4keras.layers.global_pointer import MASKED_SCORE as _MASKED
 
+
+@pytest.fixture(autouse=True)
+def _seeded_weights():
+    """Layer initialisers draw from Keras' global RNG, whose state otherwise
+    depends on which tests ran before; seed it so each test is reproducible."""
+    keras.utils.set_random_seed(1234)
+
+
 MASKED_SCORE = np.float32(_MASKED)  # the value as float32 scores hold it
 
 B, L, HIDDEN, HEADS, HEAD_SIZE = 3, 6, 8, 2, 4
