@@ -17,11 +17,14 @@ training step (forward, backward, Adam update) is measured three ways:
   neither an argument nor an output (weights/optimizer state are donated):
   the same quantity, known before running.
 - peak RSS (`--rss`): each variant in its own process; the process's resident
-  set before a step (after compilation and one warm-up step) is subtracted
-  from its high-water mark during the step (`VmHWM`, reset through
-  `/proc/self/clear_refs`). glibc is told to return freed memory at once
-  (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`), so RSS tracks live
-  memory. A cross-check of the counters.
+  set after building, tracing and (JAX) compiling, before the first step, is
+  subtracted from its high-water mark during that first step (`VmHWM`,
+  reset through `/proc/self/clear_refs`). The first step is used because
+  TensorFlow keeps the pages of a finished step resident, so later steps
+  add almost nothing. glibc is told to return freed memory at once
+  (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`). A cross-check of the
+  counters; for tf-xla it includes XLA's compilation, which happens on the
+  first run.
 - step time: median over interleaved rounds (every variant once per round,
   in the same process), and the median of per-round ratios against `none`,
   which cancels drift in machine load. Wall time ("step s") and the
@@ -65,15 +68,8 @@ For the XLA modes the number of matrix products in the optimized HLO is
 printed too: if XLA undid the recomputation, a remat variant has as many as
 `none`. For tf-graph it is counted in the traced graph, before grappler.
 
-`--tf-kwargs-fix`: `recompute=True` fails inside any `tf.function` (so also in
-`model.fit`) because `tf.custom_gradient` takes no keyword arguments in graph
-mode and MultiHeadAttention gets `attention_mask` as one. The flag patches
-`StaticArgumentsRemat` (bench-only, see `positional_kwargs_rematerialized_call`)
-so that TensorFlow can be measured; without it the TF rows say FAILED.
-
-    python bench/bench_recompute.py --tf-kwargs-fix           # all modes, all variants
-    python bench/bench_recompute.py                           # the library as it is
-    python bench/bench_recompute.py --modes tf-graph,jax-keep-barriers --rss --tf-kwargs-fix
+    python bench/bench_recompute.py                           # all modes, all variants
+    python bench/bench_recompute.py --modes tf-graph,jax-keep-barriers --rss
     python bench/bench_recompute.py --variants none,layers --rounds 3
     python bench/bench_recompute.py --tiny                    # seconds per mode; smoke run
 
@@ -125,12 +121,6 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=5, help="timed steps per variant (interleaved)")
     p.add_argument("--rss", action="store_true", help="also measure peak RSS, one process per variant")
     p.add_argument("--no-hlo", action="store_true", help="skip counting matrix products in the HLO")
-    p.add_argument(
-        "--tf-kwargs-fix",
-        action="store_true",
-        help="patch StaticArgumentsRemat to pass tensor keyword arguments positionally "
-        "(without it, recompute=True fails inside tf.function; see install_positional_kwargs_fix)",
-    )
     p.add_argument("--tiny", action="store_true", help="2 layers, hidden 32, seq 16: a smoke run")
     p.add_argument("--json", help="also write all results to this file")
     # Internal: run one mode (all variants, or one with --rss-only) in this process.
@@ -256,49 +246,6 @@ def transformer_classes():
     return {"layers+small": SmallLayersRematBERT, "block": BlockRematBERT}
 
 
-def positional_kwargs_rematerialized_call():
-    """A replacement `StaticArgumentsRemat.rematerialized_call` (`--tf-kwargs-fix`).
-
-    In a `tf.function`, `tf.recompute_grad` (through `tf.custom_gradient`)
-    rejects keyword arguments ("supports keywords arguments only when eager
-    execution is enabled"), and MultiHeadAttention gets its `attention_mask`
-    as one; it also adds a zero (a data dependency on the incoming gradient)
-    to every argument, which fails for a boolean mask. This binds Python
-    values and non-floating tensors (masks, position ids: they need no
-    gradient) outside the rematerialised function, and passes floating
-    tensor keyword arguments positionally, rebinding them by name inside.
-    A proposal for bert4keras/layers/remat.py.
-    """
-    import keras
-
-    from bert4keras.layers.remat import StaticArgumentsRemat
-
-    def is_bound(v):
-        if v is None or isinstance(v, (bool, int, float, str)):
-            return True
-        dtype = keras.backend.standardize_dtype(getattr(v, "dtype", "float32"))
-        return not (dtype.startswith("float") or dtype.startswith("bfloat") or dtype.startswith("complex"))
-
-    def rematerialized_call(self, layer_call, *args, **kwargs):
-        static = {k: v for k, v in kwargs.items() if is_bound(v)}
-        tensor_keys = [k for k in kwargs if k not in static]
-
-        def bound(*a):
-            n = len(a) - len(tensor_keys)
-            return layer_call(*a[:n], **dict(zip(tensor_keys, a[n:])), **static)
-
-        remat_call = super(StaticArgumentsRemat, self).rematerialized_call(bound, *args)
-        if remat_call is bound:
-            return layer_call
-
-        def call(*a, **kw):
-            return remat_call(*a, *(kw[k] for k in tensor_keys))
-
-        return call
-
-    return rematerialized_call
-
-
 def build_model(args, variant, classes=None, recompute=None):
     """The token-classification model of `variant` (see the module docstring).
 
@@ -364,8 +311,11 @@ class TFStep:
     def run(self):
         return float(self.step(*self.batch))
 
-    def compile(self):
-        self.run()  # traces (and XLA-compiles) on the first call
+    def compile(self, run=True):
+        if run:
+            self.run()  # traces (and XLA-compiles) on the first call
+        else:
+            self.step.get_concrete_function(*self.batch)  # traces only; XLA compiles on the first run
 
     def memory_counter(self):
         """Incremental allocator peak of one step, in bytes."""
@@ -417,9 +367,10 @@ class JaxStep:
         )
         self.compiled = None
 
-    def compile(self):
+    def compile(self, run=True):
         self.compiled = self.jitted.lower(*self.state, *self.batch).compile()
-        self.run()
+        if run:
+            self.run()
 
     def run(self):
         value, *state = self.compiled(*self.state, *self.batch)
@@ -461,18 +412,15 @@ def worker(args):
     expected = MODES[mode][0]
     if keras.backend.backend() != expected:
         raise RuntimeError(f"mode {mode} needs KERAS_BACKEND={expected}, got {keras.backend.backend()}")
-    if args.tf_kwargs_fix:
-        from bert4keras.layers.remat import StaticArgumentsRemat
-
-        StaticArgumentsRemat.rematerialized_call = positional_kwargs_rematerialized_call()
     batch = make_batch(args)
     classes = transformer_classes()
     if args.rss_only:
         (variant,) = args.variant_list[-1:]  # the parent passes exactly "none,<variant>"
         model = build_model(args, variant, classes)
         step = make_step(mode, model, batch)
-        step.compile()
-        step.run()
+        # Measured on the first run: TensorFlow's CPU allocator keeps the RSS
+        # of a finished step, so a second step would add almost nothing.
+        step.compile(run=False)
         gc.collect()
         before = read_status_kb("VmRSS")
         with open("/proc/self/clear_refs", "w") as f:
@@ -534,8 +482,6 @@ def child_command(args, mode, variants, rss_only=False):
     cmd += ["--dropout", str(args.dropout), "--attention-dropout", str(args.attention_dropout)]
     if args.no_hlo:
         cmd.append("--no-hlo")
-    if args.tf_kwargs_fix:
-        cmd.append("--tf-kwargs-fix")
     if rss_only:
         cmd.append("--rss-only")
     return cmd

@@ -127,9 +127,10 @@ class Transformer:
         recompute: rematerialise each block's attention and feed-forward layers
             in the backward pass (Keras' own remat: `tf.recompute_grad` on
             TensorFlow, `jax.checkpoint` on JAX), trading compute for
-            activation memory. On TensorFlow the recomputation draws a new
-            attention-dropout mask, so use `attention_dropout_rate=0` when the
-            gradients must be exact. Not stored in `.keras` files.
+            activation memory. Works eagerly, in `tf.function`/`jax.jit` and
+            `model.fit`; attention-dropout masks are drawn outside the
+            recomputed call, so gradients equal the plain model's. Not stored
+            in `.keras` files.
         layer_norm_cond: make every LayerNorm conditional (bert4keras'
             conditional LayerNorm): an int adds an input
             'Input-LayerNorm-Condition' of that size; a Keras tensor is used

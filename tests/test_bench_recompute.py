@@ -72,19 +72,9 @@ def _gradients(model, batch):
     return [np.asarray(g) for g in jax.jit(jax.grad(loss))(trainable)]
 
 
-@pytest.fixture
-def kwargs_fix(monkeypatch):
-    """The bench's proposed StaticArgumentsRemat fix, undone after the test."""
-    from bert4keras.layers.remat import StaticArgumentsRemat
-
-    monkeypatch.setattr(
-        StaticArgumentsRemat, "rematerialized_call", bench.positional_kwargs_rematerialized_call()
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["layers", "layers+small", "block"])
-def test_variants_match_plain_gradients(variant, kwargs_fix):
+def test_variants_match_plain_gradients(variant):
     args = _args()
     batch = bench.make_batch(args)
     classes = bench.transformer_classes()
@@ -99,7 +89,7 @@ def test_variants_match_plain_gradients(variant, kwargs_fix):
 
 
 @pytest.mark.slow
-def test_block_dropout_masks_survive_recompute(kwargs_fix):
+def test_block_dropout_masks_survive_recompute():
     """Masks drawn outside the remat: the recomputation uses the same ones."""
     args = _args("--dropout", "0.3")
     batch = bench.make_batch(args)
@@ -120,7 +110,7 @@ def test_block_dropout_masks_survive_recompute(kwargs_fix):
 
 
 @pytest.mark.slow
-def test_step_measurements(kwargs_fix):
+def test_step_measurements():
     # Large enough for TF's CPU allocator statistics (they skip small blocks).
     args = bench.parse_args(["--layers", "2", "--hidden", "64", "--intermediate", "128", "--vocab", "200",
                              "--seq", "64", "--batch", "4", "--heads", "4"])
@@ -153,7 +143,7 @@ def test_bad_arguments_name_the_flag(capsys):
 @pytest.mark.slow
 def test_cli_tiny_run():
     cmd = [sys.executable, os.path.join(ROOT, "bench", "bench_recompute.py"), "--tiny", "--modes", "tf-graph",
-           "--variants", "none,layers", "--rounds", "1", "--tf-kwargs-fix", "--no-hlo"]
+           "--variants", "none,layers", "--rounds", "1", "--no-hlo"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("none ", "layers "))]

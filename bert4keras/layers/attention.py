@@ -207,14 +207,26 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         shape = ops.shape(x)
         return ops.reshape(x, (shape[0], shape[1], self.heads, size))
 
-    def attend(self, qw, kw, vw, attention_mask=None, return_attention_scores=False, training=None):
+    def attend(
+        self,
+        qw,
+        kw,
+        vw,
+        attention_mask=None,
+        return_attention_scores=False,
+        training=None,
+        dropout_keep=None,
+    ):
         """Attention over projected (batch, length, heads, size) tensors.
 
         Returns the merged (batch, q_len, heads * head_size) context, and the
         float32 attention probabilities when `return_attention_scores`.
+        `dropout_keep` is a boolean (batch, heads, q_len, k_len) mask of the
+        attention probabilities to keep; when training with attention dropout
+        and none is given, one is drawn (`dropout_keep_mask`).
         """
         scale = 1.0 / math.sqrt(self.key_size)
-        use_dropout = training and self.attention_dropout > 0
+        use_dropout = bool(training) and self.attention_dropout > 0
         if not return_attention_scores and not use_dropout and _use_fused_attention():
             context = ops.dot_product_attention(qw, kw, vw, mask=attention_mask, scale=scale)
             probs = None
@@ -224,11 +236,38 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
             if attention_mask is not None:
                 logits = ops.where(attention_mask, logits, -backend.large_value("float32"))
             probs = ops.softmax(logits, axis=-1)
-            dropped = self.dropout(probs, training=training) if use_dropout else probs
+            dropped = probs
+            if use_dropout:
+                if dropout_keep is None:
+                    dropout_keep = self.dropout_keep_mask(qw, kw)
+                dropped = ops.where(dropout_keep, probs / (1.0 - self.attention_dropout), 0.0)
             context = ops.einsum("bnts,bsnh->btnh", ops.cast(dropped, vw.dtype), vw)
         shape = ops.shape(context)
         context = ops.reshape(context, (shape[0], shape[1], self.heads * self.head_size))
         return context, probs
+
+    def dropout_keep_mask(self, q, k):
+        """A random boolean (batch, heads, q_len, k_len) mask of kept probabilities.
+
+        `q` and `k` are the query and key tensors (any trailing axes); the
+        draw advances the layer's seed generator.
+        """
+        q_shape, k_shape = ops.shape(q), ops.shape(k)
+        shape = (q_shape[0], self.heads, q_shape[1], k_shape[1])
+        noise = keras.random.uniform(shape, seed=self.dropout.seed_generator)
+        return noise >= self.attention_dropout
+
+    def remat_outside_arguments(self, inputs, training=None, **kwargs):
+        """Draws the attention-dropout mask outside the rematerialised call.
+
+        The recomputation in the backward pass then reuses the forward's
+        mask, so gradients are exact, and JAX's checkpoint never sees the
+        seed generator's update.
+        """
+        if not training or self.attention_dropout <= 0:
+            return {}
+        q, k, _ = self._unpack(inputs)
+        return {"dropout_keep": self.dropout_keep_mask(q, k)}
 
     def call(
         self,
@@ -237,11 +276,18 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         position_ids=None,
         return_attention_scores=False,
         training=None,
+        dropout_keep=None,
     ):
         q, k, v = self._unpack(inputs)
         qw, kw, vw = self.project(q, k, v, position_ids=position_ids)
         context, probs = self.attend(
-            qw, kw, vw, attention_mask, return_attention_scores, training=training
+            qw,
+            kw,
+            vw,
+            attention_mask,
+            return_attention_scores,
+            training=training,
+            dropout_keep=dropout_keep,
         )
         output = self.o_dense(context)
         if return_attention_scores:
