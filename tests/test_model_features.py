@@ -238,3 +238,29 @@ def test_attention_probabilities_layer_round_trip(tmp_path):
     probe.save(path)
     restored = keras.saving.load_model(path)
     np.testing.assert_allclose(restored.predict([IDS, SEGS], verbose=0), expected, atol=1e-6)
+
+
+def test_recompute_warns_where_xla_undoes_it(monkeypatch):
+    """JAX on CPU without the barrier flag: a warning naming the flag;
+    with the flag, or on TensorFlow, none."""
+    import warnings
+
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_transformer_model(recompute=True, **TINY)
+    relevant = [w for w in caught if "recompute" in str(w.message)]
+    messages = [str(w.message) for w in relevant]
+    if keras.backend.backend() == "jax":
+        import jax
+
+        assert jax.default_backend() == "cpu"  # the CI machines
+        assert len(messages) == 1 and "cse_barrier_expander" in messages[0]
+        assert relevant[0].filename == __file__  # points at the caller
+        monkeypatch.setenv("XLA_FLAGS", "--xla_disable_hlo_passes=cse_barrier_expander")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            build_transformer_model(recompute=True, **TINY)
+        assert not [w for w in caught if "recompute" in str(w.message)]
+    else:
+        assert messages == []
