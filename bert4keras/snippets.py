@@ -829,6 +829,19 @@ class ViterbiDecoder:
 
 
 # bert4keras users import the decoder from snippets. It lives in
-# bert4keras.generation, which itself uses sequence_padding above, hence the
-# import at the end of this module.
-from bert4keras.generation import AutoRegressiveDecoder, Seq2SeqDecoder  # noqa: E402,F401
+# bert4keras.generation, which imports Keras; loading it on first access keeps
+# `import bert4keras.tokenizers` (and data-preparation workers) free of
+# Keras and TensorFlow.
+_LAZY = {"AutoRegressiveDecoder", "Seq2SeqDecoder"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from bert4keras import generation
+
+        return getattr(generation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _LAZY)

@@ -528,3 +528,22 @@ def test_pickle_and_path_like(zh_vocab_path):
     clone = pickle.loads(pickle.dumps(tok))  # e.g. for multiprocessing workers
     assert clone.encode("你好 World") == expected
     assert clone.encode("新的 words") == tok.encode("新的 words")
+
+
+def test_tokenizer_import_loads_neither_keras_nor_tensorflow():
+    """Data-preparation processes only tokenize: importing the tokenizer must
+    not pay for Keras/TensorFlow (the decoders are re-exported lazily)."""
+    import subprocess
+
+    code = (
+        "import sys, bert4keras.tokenizers, bert4keras.snippets; "
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    from bert4keras import generation, snippets
+
+    assert snippets.Seq2SeqDecoder is generation.Seq2SeqDecoder
+    assert snippets.AutoRegressiveDecoder is generation.AutoRegressiveDecoder
+    with pytest.raises(AttributeError, match="no_such_name"):
+        snippets.no_such_name
