@@ -18,6 +18,8 @@ import importlib.util
 import os
 import random
 
+import numpy as np
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -420,3 +422,28 @@ def model_config(args, small, keep_tokens):
             "model": args.model, "keep_tokens": keep_tokens,
         }
     return dict(small, model=args.model, vocab_size=len(keep_tokens))
+
+
+# ----------------------------------------------------------------------------
+# Masked-language-model corruption (basic_masked_language_model.py, and the
+# warm-up of task_sentiment_classification.py)
+# ----------------------------------------------------------------------------
+
+
+def mask_tokens(token_ids, rng, mask_id, vocab_size, rate=0.15, first_id=5, bert_mix=True):
+    """BERT masking: pick `rate` of the real tokens as targets; replace 80% of
+    them by [MASK], 10% by a random token, keep 10% (all by [MASK] when not
+    `bert_mix`). Returns the corrupted ids and the targets (0 where nothing is
+    predicted)."""
+    ids = np.array(token_ids)
+    real = np.arange(1, len(ids) - 1)  # never [CLS] / [SEP]
+    picked = real[rng.random(len(real)) < rate]
+    if len(picked) == 0 and len(real):
+        picked = rng.choice(real, 1)
+    targets = np.zeros_like(ids)
+    targets[picked] = ids[picked]
+    draw = rng.random(len(picked)) if bert_mix else np.zeros(len(picked))
+    ids[picked[draw < 0.8]] = mask_id
+    random_slots = picked[(draw >= 0.8) & (draw < 0.9)]
+    ids[random_slots] = rng.integers(first_id, vocab_size, len(random_slots))
+    return ids, targets

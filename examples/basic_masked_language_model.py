@@ -37,25 +37,6 @@ QUICK = dict(SMALL, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, 
 EXAMPLES = ["中国人民[MASK]放军", "国务院总理李[MASK]", "[MASK][MASK]是中国的首都"]
 
 
-def mask_tokens(token_ids, rng, mask_id, vocab_size, rate=0.15, first_id=5, bert_mix=True):
-    """BERT masking: pick `rate` of the real tokens as targets; replace 80% of
-    them by [MASK], 10% by a random token, keep 10% (all by [MASK] when not
-    `bert_mix`). Returns the corrupted ids and the targets (0 where nothing is
-    predicted)."""
-    ids = np.array(token_ids)
-    real = np.arange(1, len(ids) - 1)  # never [CLS] / [SEP]
-    picked = real[rng.random(len(real)) < rate]
-    if len(picked) == 0 and len(real):
-        picked = rng.choice(real, 1)
-    targets = np.zeros_like(ids)
-    targets[picked] = ids[picked]
-    draw = rng.random(len(picked)) if bert_mix else np.zeros(len(picked))
-    ids[picked[draw < 0.8]] = mask_id
-    random_slots = picked[(draw >= 0.8) & (draw < 0.9)]
-    ids[random_slots] = rng.integers(first_id, vocab_size, len(random_slots))
-    return ids, targets
-
-
 class Generator(DataGenerator):
     """Masked sentences; targets weighted only where a token was picked."""
 
@@ -68,7 +49,7 @@ class Generator(DataGenerator):
         batch_ids, batch_targets = [], []
         for is_end, text in self.sample(random):
             ids = self.tokenizer.encode(text, maxlen=self.maxlen)[0]
-            ids, targets = mask_tokens(ids, self.rng, self.mask_id, self.tokenizer.vocab_size)
+            ids, targets = _data.mask_tokens(ids, self.rng, self.mask_id, self.tokenizer.vocab_size)
             batch_ids.append(ids)
             batch_targets.append(targets)
             if len(batch_ids) == self.batch_size or is_end:
@@ -168,7 +149,7 @@ def main(argv=None):
     most_frequent, baseline_right = counts.most_common(1)[0][0], 0
     for i in range(0, len(test), 64):
         batch = [tokenizer.encode(t, maxlen=args.maxlen)[0] for t in test[i:i + 64]]
-        masked = [mask_tokens(ids, rng, tokenizer.token_to_id("[MASK]"), len(token_dict), bert_mix=False)
+        masked = [_data.mask_tokens(ids, rng, tokenizer.token_to_id("[MASK]"), len(token_dict), bert_mix=False)
                   for ids in batch]
         ids = sequence_padding([m[0] for m in masked], length=args.maxlen)
         targets = sequence_padding([m[1] for m in masked], length=args.maxlen)

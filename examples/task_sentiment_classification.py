@@ -6,8 +6,11 @@ moving average (EMA) of the weights, which is what gets evaluated. The test
 split is never trained on; the script also trains a character n-gram Naive
 Bayes classifier on the same training split, as a non-neural baseline.
 
-By default a small BERT is trained from scratch. To fine-tune a pretrained
-Chinese BERT or RoFormer instead:
+By default a small BERT is trained from scratch: first with the masked
+language model objective on the training reviews' text (no labels; a
+"self-pretraining" warm-up through the MLM head that shares the encoder),
+then on the labels. To fine-tune a pretrained Chinese BERT or RoFormer
+instead (no warm-up):
 
     python examples/task_sentiment_classification.py
     python examples/task_sentiment_classification.py --config bert_config.json \
@@ -41,6 +44,49 @@ SMALL = dict(
     max_position=256, dropout_rate=0.1, attention_dropout_rate=0.1,
 )
 QUICK = dict(SMALL, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128)
+
+
+class MaskedGenerator(DataGenerator):
+    """Batches of masked review texts for the MLM warm-up; targets are
+    weighted only where a token was picked."""
+
+    def __init__(self, texts, tokenizer, maxlen, **kwargs):
+        super().__init__(texts, **kwargs)
+        self.tokenizer, self.maxlen = tokenizer, maxlen
+
+    def __iter__(self, random=False):
+        batch_ids, batch_targets = [], []
+        mask_id = self.tokenizer.token_to_id("[MASK]")
+        for is_end, text in self.sample(random):
+            ids = self.tokenizer.encode(text, maxlen=self.maxlen)[0]
+            ids, targets = _data.mask_tokens(ids, self.rng, mask_id, self.tokenizer.vocab_size)
+            batch_ids.append(ids)
+            batch_targets.append(targets)
+            if len(batch_ids) == self.batch_size or is_end:
+                length = -(-max(map(len, batch_ids)) // 32) * 32
+                ids = sequence_padding(batch_ids, length=length)
+                targets = sequence_padding(batch_targets, length=length)
+                yield (ids, np.zeros_like(ids)), targets, (targets > 0).astype("float32")
+                batch_ids, batch_targets = [], []
+
+
+def mlm_warm_up(bert, texts, tokenizer, args, steps):
+    """Train the encoder with its MLM head on `texts` for `steps` batches."""
+    generator = MaskedGenerator(texts, tokenizer, args.maxlen, batch_size=args.batch_size, seed=args.seed)
+    optimizer = extend_with_piecewise_linear_lr(keras.optimizers.Adam)(
+        learning_rate=1e-3, lr_schedule={max(steps // 10, 1): 1.0, steps: 0.0}
+    )
+    trainer = keras.Model(bert.inputs, bert.outputs[-1])  # the MLM probabilities
+    trainer.compile(optimizer, loss="sparse_categorical_crossentropy")
+    dataset = generator.to_dataset(
+        types=(("int32", "int32"), "int32", "float32"),
+        shapes=(([None, None], [None, None]), [None, None], [None, None]),
+        batched=True, repeat=True,
+    )
+    epochs = max(1, -(-steps // 500))
+    history = trainer.fit(dataset, steps_per_epoch=-(-steps // epochs), epochs=epochs, shuffle=False,
+                          verbose=2 if not args.quick else 0)
+    print(f"MLM warm-up: {steps} steps, final loss {history.history['loss'][-1]:.4f}")
 
 
 class Generator(DataGenerator):
@@ -106,6 +152,8 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=None, help="default 1e-3 from scratch, 2e-5 fine-tuning")
     parser.add_argument("--layer-decay", type=float, default=0.9, help="layer-wise lr decay factor")
     parser.add_argument("--ema", type=float, default=0.99, help="EMA momentum")
+    parser.add_argument("--mlm-steps", type=int, default=None,
+                        help="MLM warm-up steps on the training texts (default 1500 from scratch, 0 with a checkpoint)")
     args = parser.parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     start, cpu_start = time.time(), time.process_time()
@@ -114,9 +162,11 @@ def main(argv=None):
     for report in reports:
         print(report)
     train, valid, test = _data.split_data(data, seed=args.seed)
+    mlm_steps = args.mlm_steps if args.mlm_steps is not None else (0 if args.checkpoint else 1500)
     if args.quick:
         train, valid, test = train[:512], valid[:128], test[:128]
         args.epochs, args.maxlen, args.ema = 1, 64, 0.9
+        mlm_steps = min(mlm_steps, 10)
     print(f"train {len(train)}, valid {len(valid)}, test {len(test)} reviews")
 
     # Vocabulary: bert-base-chinese's, reduced to the characters of the
@@ -127,8 +177,11 @@ def main(argv=None):
     print(f"vocabulary: {len(token_dict)} tokens")
 
     bert = build_transformer_model(
-        with_pool=True, **_data.model_config(args, QUICK if args.quick else SMALL, keep_tokens)
+        with_pool=True, with_mlm=mlm_steps > 0,
+        **_data.model_config(args, QUICK if args.quick else SMALL, keep_tokens),
     )
+    if mlm_steps:
+        mlm_warm_up(bert, [t for t, _ in train], tokenizer, args, mlm_steps)
     x = keras.layers.Dropout(0.1)(bert.outputs[1])
     probs = keras.layers.Dense(2, activation="softmax", name="Sentiment")(x)
     model = keras.Model(bert.inputs, probs)

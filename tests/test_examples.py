@@ -277,12 +277,12 @@ def test_mask_tokens_never_masks_specials():
     rng = np.random.default_rng(0)
     ids = [2] + list(range(10, 60)) + [3]
     for _ in range(20):
-        corrupted, targets = mlm_example.mask_tokens(ids, rng, mask_id=4, vocab_size=100)
+        corrupted, targets = _data.mask_tokens(ids, rng, mask_id=4, vocab_size=100)
         assert corrupted[0] == 2 and corrupted[-1] == 3 and targets[0] == targets[-1] == 0
         picked = targets > 0
         assert picked.any() and (targets[picked] == np.array(ids)[picked]).all()
         assert (corrupted[~picked] == np.array(ids)[~picked]).all()
-    corrupted, targets = mlm_example.mask_tokens(ids, rng, 4, 100, rate=0.5, bert_mix=False)
+    corrupted, targets = _data.mask_tokens(ids, rng, 4, 100, rate=0.5, bert_mix=False)
     assert (corrupted[targets > 0] == 4).all()
 
 
