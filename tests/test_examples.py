@@ -335,7 +335,7 @@ def test_quick_sentiment(capsys):
     result = sentiment_example.main(["--quick"])
     assert all(0 <= v <= 1 for v in _check_metrics(result))
     out = capsys.readouterr().out
-    assert "test accuracy (EMA weights)" in out and "Naive Bayes baseline" in out
+    assert "test accuracy (EMA weights of the best valid epoch" in out and "Naive Bayes baseline" in out
 
 
 @pytest.mark.slow
