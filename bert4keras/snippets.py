@@ -8,7 +8,6 @@ Everything here is plain Python/NumPy. TensorFlow is imported only inside
 import builtins
 import copy
 import itertools
-import os
 
 import numpy as np
 

@@ -25,8 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _data  # noqa: E402
 
 from bert4keras.models import build_transformer_model  # noqa: E402
-from bert4keras.optimizers import extend_with_piecewise_linear_lr  # noqa: E402
-from bert4keras.snippets import DataGenerator, sequence_padding, text_segmentate  # noqa: E402
+from bert4keras.snippets import sequence_padding, text_segmentate  # noqa: E402
 from bert4keras.tokenizers import Tokenizer  # noqa: E402
 
 SMALL = dict(
@@ -35,29 +34,6 @@ SMALL = dict(
 )
 QUICK = dict(SMALL, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128)
 EXAMPLES = ["中国人民[MASK]放军", "国务院总理李[MASK]", "[MASK][MASK]是中国的首都"]
-
-
-class Generator(DataGenerator):
-    """Masked sentences; targets weighted only where a token was picked."""
-
-    def __init__(self, data, tokenizer, maxlen, **kwargs):
-        super().__init__(data, **kwargs)
-        self.tokenizer, self.maxlen = tokenizer, maxlen
-        self.mask_id = tokenizer.token_to_id("[MASK]")
-
-    def __iter__(self, random=False):
-        batch_ids, batch_targets = [], []
-        for is_end, text in self.sample(random):
-            ids = self.tokenizer.encode(text, maxlen=self.maxlen)[0]
-            ids, targets = _data.mask_tokens(ids, self.rng, self.mask_id, self.tokenizer.vocab_size)
-            batch_ids.append(ids)
-            batch_targets.append(targets)
-            if len(batch_ids) == self.batch_size or is_end:
-                length = -(-max(map(len, batch_ids)) // 16) * 16  # few shapes to compile
-                ids = sequence_padding(batch_ids, length=length)
-                targets = sequence_padding(batch_targets, length=length)
-                yield (ids, np.zeros_like(ids)), targets, (targets > 0).astype("float32")
-                batch_ids, batch_targets = [], []
 
 
 def encode_with_masks(tokenizer, text):
@@ -122,24 +98,10 @@ def main(argv=None):
     model = build_transformer_model(with_mlm=True, **config)
 
     if steps:
-        generator = Generator(train, tokenizer, args.maxlen, batch_size=args.batch_size, seed=args.seed)
+        generator = _data.masked_lm_generator(train, tokenizer, args.maxlen, batch_size=args.batch_size,
+                                              seed=args.seed)
         lr = args.lr or (2e-5 if args.checkpoint else 1e-3)
-        optimizer = extend_with_piecewise_linear_lr(keras.optimizers.Adam)(
-            learning_rate=lr, lr_schedule={max(steps // 10, 1): 1.0, steps: 0.0}
-        )
-        # The model returns [sequence output, MLM probabilities]; train the latter.
-        trainer = keras.Model(model.inputs, model.outputs[-1])
-        trainer.compile(optimizer, loss="sparse_categorical_crossentropy")
-        epochs = max(1, -(-steps // 500))
-        # A tf.data pipeline over the generator (it shuffles); the declared
-        # shapes let every batch have its own length.
-        dataset = generator.to_dataset(
-            types=(("int32", "int32"), "int32", "float32"),
-            shapes=(([None, None], [None, None]), [None, None], [None, None]),
-            batched=True, repeat=True,
-        )
-        trainer.fit(dataset, steps_per_epoch=-(-steps // epochs), epochs=epochs, shuffle=False,
-                    verbose=2 if not args.quick else 0)
+        _data.train_mlm(model, generator, steps, lr, verbose=2 if not args.quick else 0)
     mlm = keras.Model(model.inputs, model.outputs[-1])
 
     # Top-1 accuracy on masked held-out characters.

@@ -47,49 +47,6 @@ SMALL = dict(
 QUICK = dict(SMALL, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128)
 
 
-class MaskedGenerator(DataGenerator):
-    """Batches of masked review texts for the MLM warm-up; targets are
-    weighted only where a token was picked."""
-
-    def __init__(self, texts, tokenizer, maxlen, **kwargs):
-        super().__init__(texts, **kwargs)
-        self.tokenizer, self.maxlen = tokenizer, maxlen
-
-    def __iter__(self, random=False):
-        batch_ids, batch_targets = [], []
-        mask_id = self.tokenizer.token_to_id("[MASK]")
-        for is_end, text in self.sample(random):
-            ids = self.tokenizer.encode(text, maxlen=self.maxlen)[0]
-            ids, targets = _data.mask_tokens(ids, self.rng, mask_id, self.tokenizer.vocab_size)
-            batch_ids.append(ids)
-            batch_targets.append(targets)
-            if len(batch_ids) == self.batch_size or is_end:
-                length = -(-max(map(len, batch_ids)) // 32) * 32
-                ids = sequence_padding(batch_ids, length=length)
-                targets = sequence_padding(batch_targets, length=length)
-                yield (ids, np.zeros_like(ids)), targets, (targets > 0).astype("float32")
-                batch_ids, batch_targets = [], []
-
-
-def mlm_warm_up(bert, texts, tokenizer, args, steps):
-    """Train the encoder with its MLM head on `texts` for `steps` batches."""
-    generator = MaskedGenerator(texts, tokenizer, args.mlm_maxlen, batch_size=args.batch_size, seed=args.seed)
-    optimizer = extend_with_piecewise_linear_lr(keras.optimizers.Adam)(
-        learning_rate=1e-3, lr_schedule={max(steps // 10, 1): 1.0, steps: 0.0}
-    )
-    trainer = keras.Model(bert.inputs, bert.outputs[-1])  # the MLM probabilities
-    trainer.compile(optimizer, loss="sparse_categorical_crossentropy")
-    dataset = generator.to_dataset(
-        types=(("int32", "int32"), "int32", "float32"),
-        shapes=(([None, None], [None, None]), [None, None], [None, None]),
-        batched=True, repeat=True,
-    )
-    epochs = max(1, -(-steps // 500))
-    history = trainer.fit(dataset, steps_per_epoch=-(-steps // epochs), epochs=epochs, shuffle=False,
-                          verbose=2 if not args.quick else 0)
-    print(f"MLM warm-up: {steps} steps, final loss {history.history['loss'][-1]:.4f}")
-
-
 class Generator(DataGenerator):
     """Batches of (token ids, segment ids) and labels, padded to a multiple of
     32 so that only a few shapes get compiled."""
@@ -183,7 +140,11 @@ def main(argv=None):
         **_data.model_config(args, QUICK if args.quick else SMALL, keep_tokens),
     )
     if mlm_steps:
-        mlm_warm_up(bert, [t for t, _ in train], tokenizer, args, mlm_steps)
+        texts = [t for t, _ in train]
+        generator = _data.masked_lm_generator(texts, tokenizer, args.mlm_maxlen, pad_multiple=32,
+                                              batch_size=args.batch_size, seed=args.seed)
+        loss = _data.train_mlm(bert, generator, mlm_steps, 1e-3, verbose=2 if not args.quick else 0)
+        print(f"MLM warm-up: {mlm_steps} steps, final loss {loss:.4f}")
     x = keras.layers.Dropout(0.1)(bert.outputs[1])
     probs = keras.layers.Dense(2, activation="softmax", name="Sentiment")(x)
     model = keras.Model(bert.inputs, probs)

@@ -26,7 +26,6 @@ import sys
 import time
 
 import keras
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _data  # noqa: E402
