@@ -155,8 +155,11 @@ def _tables():
 def load_vocab(dict_path, encoding="utf-8", simplified=False, startswith=None):
     """Read a BERT `vocab.txt` into a `{token: id}` dict.
 
-    Ids are line numbers, as in Google's and transformers' loaders. Lines of
-    the form `token<TAB>count` keep only the token.
+    Ids are line numbers, as in Google's and transformers' loaders. A line's
+    token is the line without its line break; a line of the form
+    `token<TAB>count` (or `token count`) keeps only its first field. Lines
+    that are only whitespace are tokens as they stand, so vocabularies with
+    whitespace tokens (bert-base-chinese's line 344 is U+2028) load whole.
 
     Args:
         dict_path: path of the vocabulary file, one token per line.
@@ -172,6 +175,12 @@ def load_vocab(dict_path, encoding="utf-8", simplified=False, startswith=None):
         `token_dict`, or `(token_dict, keep_tokens)` when `simplified`, where
         `keep_tokens[i]` is the original id of new id `i`; pass it to
         `build_transformer_model(keep_tokens=...)`.
+
+    Raises:
+        ValueError: two lines give the same token (compared after the
+            normalisation above). A dict keeps one id per token, so the
+            other line's id would be lost and the ids would no longer
+            match the checkpoint's embedding rows.
 
     Example:
     >>> token_dict, keep_tokens = load_vocab(
@@ -206,7 +215,14 @@ def _read_vocab(dict_path, encoding="utf-8"):
             token = line.rstrip("\r\n")
             if (" " in token or "\t" in token) and token.strip():
                 token = token.split()[0]
-            token_dict[token] = index
+            first = token_dict.setdefault(token, index)
+            if first != index:
+                raise ValueError(
+                    "vocabulary file %r must hold each token once, got %r on lines %d "
+                    "and %d; ids are line numbers, so one of them would be lost and the "
+                    "ids would shift against the checkpoint's rows. Remove or rename one "
+                    "of the two lines." % (os.fspath(dict_path), token, first + 1, index + 1)
+                )
     return token_dict
 
 
@@ -297,12 +313,15 @@ class TokenizerBase:
         Args:
             text: a string.
             maxlen: if given, drop tokens just before the end token until at
-                most `maxlen` tokens remain.
+                most `maxlen` tokens remain; it must hold the start and end
+                tokens, else ValueError.
 
         Returns:
             A list of token strings.
         """
         _check_text(text, "text")
+        if maxlen is not None:
+            maxlen = self._check_room(maxlen, pair=False, pattern="S*E*E")
         tokens = self._translated_tokens(text)
         if self._token_start is not None:
             tokens.insert(0, self._token_start)
@@ -310,8 +329,30 @@ class TokenizerBase:
             tokens.append(self._token_end)
         if maxlen is not None:
             index = -(int(self._token_end is not None) + 1)
-            truncate_sequences(_check_maxlen(maxlen), index, tokens)
+            truncate_sequences(maxlen, index, tokens)
         return tokens
+
+    def _check_room(self, maxlen, pair, pattern):
+        """`maxlen` as an int, refused when the special tokens alone exceed it.
+
+        Truncation removes text tokens only: a shorter `maxlen` could only be
+        met by dropping `[CLS]` or `[SEP]`, giving sequences unlike any the
+        model was trained on, silently.
+        """
+        maxlen = _check_maxlen(maxlen)
+        start = [] if self._token_start is None else [self._token_start]
+        end = [] if self._token_end is None else [self._token_end]
+        specials = start + end
+        if pair:
+            specials += start + end if pattern == "S*ES*E" else end
+        if maxlen < len(specials):
+            raise ValueError(
+                "maxlen must be at least %d for %s: its special tokens (%s) alone take %d "
+                "positions, got maxlen=%d" % (
+                    len(specials), "a text pair" if pair else "one text",
+                    " + ".join(specials), len(specials), maxlen)
+            )
+        return maxlen
 
     def encode(
         self,
@@ -329,8 +370,11 @@ class TokenizerBase:
             second_text: optional second string (or token list); its tokens
                 get segment id 1. With the default pattern `S*E*E` the pair
                 is `[CLS] first [SEP] second [SEP]`.
-            maxlen: optional upper bound on the total length; tokens are
-                removed one at a time from the longer text.
+            maxlen: optional upper bound on the total length, special tokens
+                included (as in bert4keras); text tokens are removed one at a
+                time from the longer text. It must leave room for the special
+                tokens (2 for one text, 3 for a pair with `S*E*E`, 4 with
+                `S*ES*E`), else ValueError.
             pattern: `'S*E*E'` (second text without its start token) or
                 `'S*ES*E'` (second text keeps it).
             truncate_from: `'right'` (drop the last real tokens), `'left'`
@@ -346,6 +390,8 @@ class TokenizerBase:
             raise ValueError(
                 "encode(pattern=...): expected 'S*E*E' or 'S*ES*E', got %r" % (pattern,)
             )
+        if maxlen is not None:
+            maxlen = self._check_room(maxlen, second_text is not None, pattern)
         start_id, end_id = self._special_ids()
         first = self._sequence_ids(first_text, "first_text", start_id, end_id)
         second = None
@@ -354,7 +400,6 @@ class TokenizerBase:
 
         drop_start = second is not None and pattern == "S*E*E" and start_id is not None
         if maxlen is not None:
-            maxlen = _check_maxlen(maxlen)
             if truncate_from == "right":
                 index = -int(end_id is not None) - 1
             elif truncate_from == "left":
@@ -374,7 +419,7 @@ class TokenizerBase:
             second = second[1:]
         if maxlen is not None:
             over = len(first) + len(second or ()) - maxlen
-            if over > 0:  # only when maxlen is smaller than the special tokens
+            if over > 0:  # only for token lists that lack the special tokens
                 if second:
                     cut = min(over, len(second))
                     del second[len(second) - cut:]

@@ -260,6 +260,36 @@ def test_encode_single_and_tokenize_maxlen(zh):
     assert zh.encode(["[CLS]", "一", "[SEP]"])[0] == zh.encode("一")[0]
 
 
+def test_maxlen_must_hold_the_special_tokens(zh, zh_vocab_path):
+    # maxlen counts the special tokens, as in bert4keras; the smallest valid
+    # value keeps exactly them.
+    assert zh.ids_to_tokens(zh.encode("今天", maxlen=2)[0]) == ["[CLS]", "[SEP]"]
+    ids, segs = zh.encode("今天", "好", maxlen=3)
+    assert zh.ids_to_tokens(ids) == ["[CLS]", "[SEP]", "[SEP]"] and segs == [0, 0, 1]
+    ids, segs = zh.encode("今天", "好", maxlen=4, pattern="S*ES*E")
+    assert zh.ids_to_tokens(ids) == ["[CLS]", "[SEP]", "[CLS]", "[SEP]"] and segs == [0, 0, 1, 1]
+    assert zh.tokenize("今天", maxlen=2) == ["[CLS]", "[SEP]"]
+    cases = [
+        (lambda m: zh.encode("今天", maxlen=m), 2, r"one text: its special tokens \(\[CLS\] \+ \[SEP\]\)"),
+        (lambda m: zh.encode("今天", "好", maxlen=m), 3,
+         r"a text pair: its special tokens \(\[CLS\] \+ \[SEP\] \+ \[SEP\]\)"),
+        (lambda m: zh.encode("今天", "好", maxlen=m, pattern="S*ES*E"), 4, r"a text pair: .*\[SEP\] \+ \[CLS\]"),
+        (lambda m: zh.encode(["[CLS]", "今", "[SEP]"], maxlen=m), 2, "one text"),
+        (lambda m: zh.encode_batch(["今天"], ["好"], maxlen=m), 3, "a text pair"),
+        (lambda m: zh.tokenize("今天", maxlen=m), 2, "one text"),
+    ]
+    for call, needed, detail in cases:
+        for maxlen in range(needed):
+            with pytest.raises(ValueError, match=r"maxlen must be at least %d for %s.* got "
+                                                 r"maxlen=%d" % (needed, detail, maxlen)):
+                call(maxlen)
+        call(needed)  # the smallest valid value is accepted
+    # Without special tokens any maxlen >= 0 fits.
+    bare = Tokenizer(zh_vocab_path, token_start=None, token_end=None)
+    assert bare.encode("今天", maxlen=0)[0] == []
+    assert bare.encode("今天", "好", maxlen=1)[0] == [bare.token_to_id("好")]
+
+
 def test_encode_batch_equals_encode(zh, reference):
     lines = reference["sets"][0]["lines"][:50]
     pairs = reference["sets"][1]["lines"][:50]
@@ -281,6 +311,10 @@ def test_encode_batch_equals_encode(zh, reference):
 def test_robust_on_arbitrary_unicode(first, second, maxlen, truncate_from, repeat, zh, en):
     first = first * repeat  # long inputs too
     for tok in (zh, en):
+        if maxlen < (2 if second is None else 3):  # no room for [CLS]/[SEP]
+            with pytest.raises(ValueError, match="maxlen must be at least"):
+                tok.encode(first, second, maxlen=maxlen, truncate_from=truncate_from)
+            maxlen = 3
         ids, segs = tok.encode(first, second, maxlen=maxlen, truncate_from=truncate_from)
         assert len(ids) == len(segs) <= maxlen
         assert all(0 <= i < tok.vocab_size for i in ids)
@@ -404,6 +438,36 @@ def test_load_vocab_ids_are_line_numbers(zh_vocab_path):
     assert len(vocab) == len(lines) == 21128
     for i in (0, 100, 101, 102, 103, 672, 8000, 21127):
         assert vocab[lines[i]] == i
+
+
+def test_shipped_vocabularies_load_whole(zh_vocab_path, en_vocab_path, minilm_dir):
+    for path, size in ((zh_vocab_path, 21128), (en_vocab_path, 30522),
+                       (os.path.join(minilm_dir, "vocab.txt"), 30522)):
+        vocab = load_vocab(path)
+        assert len(vocab) == size and sorted(vocab.values()) == list(range(size)), path
+    assert load_vocab(zh_vocab_path)["\u2028"] == 343  # line 344, a whitespace token
+
+
+def test_duplicate_vocabulary_lines_are_refused(tmp_path):
+    path = tmp_path / "vocab.txt"
+    # Whitespace-only lines are tokens as they stand, all distinct.
+    lines = ["[PAD]", " ", "\u2028", "\u3000", "\t", "", "a", "##a", "b\t5"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    expected = lines[:-1] + ["b"]
+    assert load_vocab(str(path)) == {t: i for i, t in enumerate(expected)}
+    duplicates = [
+        (["[PAD]", "x", "y", "x"], "'x' on lines 2 and 4"),
+        (["[PAD]", "x\t12", "y", "x 7"], "'x' on lines 2 and 4"),  # `token count` lines
+        (["[PAD]", "x", "x\r"], "'x' on lines 2 and 3"),  # CRLF endings are line breaks
+        (["[PAD]", "", "y", ""], "'' on lines 2 and 4"),
+        (["\u2028", "a", "\u2028"], r"'\\u2028' on lines 1 and 3"),
+    ]
+    for body, detail in duplicates:
+        path.write_text("\n".join(body) + "\n", encoding="utf-8")
+        message = r"vocabulary file '.*vocab\.txt' must hold each token once, got %s" % detail
+        for load in (load_vocab, lambda p: load_vocab(p, simplified=True), Tokenizer):
+            with pytest.raises(ValueError, match=message):
+                load(str(path))
 
 
 def test_simplified_vocab_keeps_tokenization(zh_vocab_path, zh, reference):
