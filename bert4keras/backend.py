@@ -133,6 +133,30 @@ def sinusoidal_table(positions, dim):
     return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
 
 
+def relative_position_table(relative, dim, max_distance):
+    """NEZHA's functional relative position features, float32.
+
+    A relative distance `j - i` is clipped to `[-max_distance, max_distance]`
+    and shifted by `max_distance` to a row index `r >= 0`, whose features are
+    interleaved pairs `(sin(r * f_k), cos(r * f_k))` with `f_k =
+    10000^(-2k/dim)`, as in Huawei's release (the table is computed, not
+    learned, so checkpoints do not hold it).
+
+    Args:
+        relative: int tensor of distances `key_position - query_position`.
+        dim: even feature size (the attention key size).
+        max_distance: the clipping distance (`max_relative_position`).
+
+    Returns:
+        `relative.shape + (dim,)` features.
+    """
+    index = ops.clip(relative, -max_distance, max_distance) + max_distance
+    table = sinusoidal_table(index, dim)
+    half = dim // 2
+    pairs = ops.stack([table[..., :half], table[..., half:]], axis=-1)
+    return ops.reshape(pairs, tuple(ops.shape(relative)) + (dim,))
+
+
 def apply_rotary(x, sin, cos):
     """Rotate interleaved pairs `(x[2k], x[2k+1])` by the angles behind sin/cos.
 

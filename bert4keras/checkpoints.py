@@ -13,8 +13,9 @@ or an HF model directory holding either. Pickled PyTorch files are refused.
 """
 import json
 import os
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
+import keras
 import numpy as np
 
 
@@ -24,92 +25,79 @@ class Variable(NamedTuple):
     Attributes:
         layer: Keras layer name (with the builder's prefix).
         weight: weight name inside the layer, e.g. 'q_dense/kernel'.
-        google: Google TF1 variable name, or None if the format lacks it.
-        hf: HF variable name (model prefix included), or None.
+        google: Google TF1 variable name, or None if the format lacks it; a
+            tuple lists candidates, the first found is loaded and the first
+            is the one written.
+        hf: HF variable name (model prefix included), or None; a tuple
+            lists candidates as for `google`.
         google_transpose: the Google array is the transpose of the Keras one.
         hf_transpose: the HF array is the transpose (torch Linear layout).
         kind: 'vocab' (rows follow the vocabulary: keep_tokens and
             compound_tokens apply), 'position' (rows may be truncated to
             max_position) or None.
+        optional: a head that released checkpoints of the family lack (e.g.
+            a pooler on ELECTRA): loaded when present, else left as
+            initialised, like any new task head; always written.
     """
 
     layer: str
     weight: str
-    google: Optional[str]
-    hf: Optional[str]
+    google: Union[str, tuple, None]
+    hf: Union[str, tuple, None]
     google_transpose: bool = False
     hf_transpose: bool = False
     kind: Optional[str] = None
+    optional: bool = False
 
     @property
     def path(self):
         return f"{self.layer}/{self.weight}"
 
 
-def _dense(layer, weight_prefix, google, hf, google_transpose=False):
-    """Kernel and bias entries of a Dense layer (HF stores kernels transposed)."""
+class NameTable(NamedTuple):
+    """Everything the loader and writer need to know about one model.
+
+    Attributes:
+        variables: the `Variable` entries, one per Keras weight.
+        hf_prefix: the model prefix of HF names (e.g. 'bert.'); bare saves
+            that drop it (sentence-transformers, `BertModel`) load too.
+        vocab_size: rows of 'vocab' variables in the checkpoint.
+        keep_tokens: checkpoint rows to keep, in order (None: all).
+        compound_tokens: lists of checkpoint rows whose mean makes each extra
+            row appended after the kept vocabulary.
+        max_position: 'position' variables are cut to this many rows.
+        description: how errors name the model, e.g. "'bert' model 'bert'".
+    """
+
+    variables: list
+    hf_prefix: str = ""
+    vocab_size: Optional[int] = None
+    keep_tokens: Optional[list] = None
+    compound_tokens: Optional[list] = None
+    max_position: Optional[int] = None
+    description: str = "model"
+
+
+def dense_variables(layer, weight_prefix, google, hf, google_transpose=False, bias=True):
+    """Kernel (and bias) entries of a Dense layer (HF stores kernels transposed).
+
+    `google` and `hf` are the variable scopes ('.../kernel' and '.weight' are
+    appended); either may be None when the format lacks the layer.
+    """
     w = weight_prefix + "/" if weight_prefix else ""
+    table = [Variable(layer, w + "kernel", google and google + "/kernel", hf and hf + ".weight",
+                      google_transpose, True)]
+    if bias:
+        table.append(Variable(layer, w + "bias", google and google + "/bias", hf and hf + ".bias"))
+    return table
+
+
+def norm_variables(layer, google, hf):
+    """Gamma and beta entries of a LayerNorm (`google`/`hf` scopes may be None)."""
     return [
-        Variable(layer, w + "kernel", google and google + "/kernel", hf and hf + ".weight",
-                 google_transpose, True),
-        Variable(layer, w + "bias", google and google + "/bias", hf and hf + ".bias"),
+        Variable(layer, "gamma", google and google + "/gamma", hf and hf + ".weight"),
+        Variable(layer, "beta", google and google + "/beta", hf and hf + ".bias"),
     ]
-
-
-def _norm(layer, google, hf):
-    return [
-        Variable(layer, "gamma", google + "/gamma", hf and hf + ".weight"),
-        Variable(layer, "beta", google + "/beta", hf and hf + ".bias"),
-    ]
-
-
-def bert_variable_mapping(builder):
-    """Name map of a BERT or RoFormer builder (only layers the model has)."""
-    p = builder.prefix
-    hp = builder.model_type + "."  # 'bert.' or 'roformer.'
-    g = "bert/"
-    table = [
-        Variable(p + "Embedding-Token", "embeddings", g + "embeddings/word_embeddings",
-                 hp + "embeddings.word_embeddings.weight", kind="vocab"),
-        Variable(p + "Embedding-Segment", "embeddings", g + "embeddings/token_type_embeddings",
-                 hp + "embeddings.token_type_embeddings.weight"),
-        Variable(p + "Embedding-Position", "embeddings", g + "embeddings/position_embeddings",
-                 hp + "embeddings.position_embeddings.weight", kind="position"),
-    ]
-    table += _norm(p + "Embedding-Norm", g + "embeddings/LayerNorm", hp + "embeddings.LayerNorm")
-    table += _dense(p + "Embedding-Mapping", "", g + "encoder/embedding_hidden_mapping_in",
-                    hp + "embeddings_project")
-    for i in range(builder.num_hidden_layers):
-        gl = g + "encoder/layer_%d/" % i
-        hl = hp + "encoder.layer.%d." % i
-        attention = p + "Transformer-%d-MultiHeadSelfAttention" % i
-        for sub, gname, hname in (
-            ("q_dense", "attention/self/query", "attention.self.query"),
-            ("k_dense", "attention/self/key", "attention.self.key"),
-            ("v_dense", "attention/self/value", "attention.self.value"),
-            ("o_dense", "attention/output/dense", "attention.output.dense"),
-        ):
-            table += _dense(attention, sub, gl + gname, hl + hname)
-        table += _norm(attention + "-Norm", gl + "attention/output/LayerNorm",
-                       hl + "attention.output.LayerNorm")
-        ffn = p + "Transformer-%d-FeedForward" % i
-        table += _dense(ffn, "i0", gl + "intermediate/dense", hl + "intermediate.dense")
-        table += _dense(ffn, "o", gl + "output/dense", hl + "output.dense")
-        table += _norm(ffn + "-Norm", gl + "output/LayerNorm", hl + "output.LayerNorm")
-    table += _dense(p + "Pooler-Dense", "", g + "pooler/dense", hp + "pooler.dense")
-    table += _dense(p + "NSP-Proba", "", None, "cls.seq_relationship")
-    table[-2:] = [
-        table[-2]._replace(google="cls/seq_relationship/output_weights", google_transpose=True),
-        table[-1]._replace(google="cls/seq_relationship/output_bias"),
-    ]
-    table += _dense(p + "MLM-Dense", "", "cls/predictions/transform/dense",
-                    "cls.predictions.transform.dense")
-    table += _norm(p + "MLM-Norm", "cls/predictions/transform/LayerNorm",
-                   "cls.predictions.transform.LayerNorm")
-    table.append(Variable(p + "MLM-Bias", "bias", "cls/predictions/output_bias",
-                          "cls.predictions.bias", kind="vocab"))
-    present = {layer.name for layer in builder.model.layers}
-    return [v for v in table if v.layer in present]
 
 
 # ------------------------------------------------------------------- readers
@@ -121,7 +109,7 @@ class CheckpointReader:
     def __init__(self, source):
         self.source = source
 
-    def resolve(self, name):
+    def resolve(self, name, hf_prefix=""):
         """The stored name for `name`, or None when absent."""
         return name if name in self.names else None
 
@@ -179,19 +167,18 @@ class SafetensorsReader(CheckpointReader):
             for name in handle.keys():
                 self._file_of[name] = file
         self.names = set(self._file_of)
-        self._prefix_fallback = {}
-        # sentence-transformers and bare `BertModel` saves drop the model prefix.
-        for model_prefix in ("bert.", "roformer."):
-            if not any(n.startswith(model_prefix) for n in self.names):
-                self._prefix_fallback[model_prefix] = ""
 
-    def resolve(self, name):
+    def resolve(self, name, hf_prefix=""):
+        """The stored name for `name`, trying the usual HF naming variants.
+
+        Bare saves (sentence-transformers, `BertModel`) drop the model prefix
+        `hf_prefix`; older checkpoints name LayerNorm parameters gamma/beta.
+        """
         candidates = [name]
-        for model_prefix, replacement in self._prefix_fallback.items():
-            if name.startswith(model_prefix):
-                candidates.append(replacement + name[len(model_prefix):])
+        if hf_prefix and name.startswith(hf_prefix) and not any(
+                n.startswith(hf_prefix) for n in self.names):
+            candidates.append(name[len(hf_prefix):])
         for candidate in list(candidates):
-            # Older HF checkpoints name LayerNorm parameters gamma/beta.
             if "LayerNorm.weight" in candidate:
                 candidates.append(candidate.replace("LayerNorm.weight", "LayerNorm.gamma"))
             if "LayerNorm.bias" in candidate:
@@ -247,80 +234,78 @@ def open_checkpoint(path):
 
 
 # ------------------------------------------------------------------ loading
-def _check_model_type(builder, reader):
-    """Refuse checkpoints of another architecture before any variable lookup."""
-    source, mt = reader.source, builder.model_type
-    if reader.format == "hf":
-        for other in ("bert", "roformer"):
-            if other != mt and any(n.startswith(other + ".") for n in reader.names):
-                raise ValueError(
-                    f"checkpoint {source!r} holds a {other!r} model (variables "
-                    f"'{other}.*'), but model={mt!r} was built; pass model={other!r}"
-                )
-        has_positions = reader.resolve("bert.embeddings.position_embeddings.weight") is not None
-    else:
-        has_positions = "bert/embeddings/position_embeddings" in reader.names
-    if mt == "roformer" and has_positions:
-        raise ValueError(
-            f"checkpoint {source!r} has absolute position embeddings, so it is a BERT "
-            "checkpoint, not RoFormer; pass model='bert'"
-        )
-
-
-def _transformed_shape(builder, var, shape):
+def _transformed_shape(table, var, shape):
     """Shape of a stored array after `_transform`."""
     if var.kind == "vocab":
-        rows = len(builder.keep_tokens) if builder.keep_tokens is not None else shape[0]
-        return (rows + len(builder.compound_tokens or []),) + shape[1:]
-    if var.kind == "position":
-        return (min(shape[0], builder.max_position),) + shape[1:]
+        rows = len(table.keep_tokens) if table.keep_tokens is not None else shape[0]
+        return (rows + len(table.compound_tokens or []),) + shape[1:]
+    if var.kind == "position" and table.max_position is not None:
+        return (min(shape[0], table.max_position),) + shape[1:]
     return shape
 
 
-def _transform(builder, var, array):
+def _transform(table, var, array):
     if var.kind == "vocab":
         full = array
-        if builder.keep_tokens is not None:
-            array = full[builder.keep_tokens]
-        if builder.compound_tokens:
-            extra = np.stack([full[ids].mean(axis=0) for ids in builder.compound_tokens])
+        if table.keep_tokens is not None:
+            array = full[table.keep_tokens]
+        if table.compound_tokens:
+            extra = np.stack([full[ids].mean(axis=0) for ids in table.compound_tokens])
             array = np.concatenate([array, extra.astype(array.dtype)], axis=0)
-    elif var.kind == "position":
-        array = array[: builder.max_position]
+    elif var.kind == "position" and table.max_position is not None:
+        array = array[: table.max_position]
     return array
 
 
-def load_checkpoint(builder, checkpoint_path):
-    """Load every mapped weight of `builder.model` from `checkpoint_path`.
+def _candidates(names):
+    if names is None:
+        return ()
+    return (names,) if isinstance(names, str) else tuple(names)
+
+
+def _weights_by_path(model):
+    return {w.path: w for w in model.weights}
+
+
+def load_checkpoint(model, table, checkpoint_path):
+    """Load every variable of `table` into `model`'s weights.
+
+    Args:
+        model: the Keras model holding the weights named in `table`.
+        table: a `NameTable`.
+        checkpoint_path: a path for `open_checkpoint`, or an open reader.
 
     All variables are read and checked first; nothing is assigned unless all
-    of them are present with the right shapes.
+    of them are present with the right shapes. A missing or misfit variable
+    is named, with its expected shape and the file.
     """
-    reader = open_checkpoint(checkpoint_path)
-    _check_model_type(builder, reader)
-    weights = {w.path: w for w in builder.model.weights}
-    mapping = builder.variable_mapping()
+    reader = checkpoint_path if isinstance(checkpoint_path, CheckpointReader) \
+        else open_checkpoint(checkpoint_path)
+    weights = _weights_by_path(model)
     missing, problems, values = [], [], []
-    for var in mapping:
+    for var in table.variables:
         if var.path not in weights:
             raise RuntimeError(f"name map refers to unknown Keras weight {var.path!r}")
         target = weights[var.path]
-        wanted = var.google if reader.format == "google" else var.hf
-        name = reader.resolve(wanted) if wanted else None
+        wanted = _candidates(var.google if reader.format == "google" else var.hf)
+        name = next((n for n in (reader.resolve(w, table.hf_prefix) for w in wanted) if n), None)
         if name is None:
-            missing.append(f"{wanted or '(no name in this format)'} -> {var.path} {tuple(target.shape)}")
+            if var.optional:
+                continue
+            shown = " or ".join(wanted) if wanted else "(no name in this format)"
+            missing.append(f"{shown} -> {var.path} {tuple(target.shape)}")
             continue
         transpose = var.google_transpose if reader.format == "google" else var.hf_transpose
         stored = reader.shape(name)
         if transpose:
             stored = stored[::-1]
-        if var.kind == "vocab" and stored[0] != builder.checkpoint_vocab_size:
+        if var.kind == "vocab" and table.vocab_size is not None and stored[0] != table.vocab_size:
             problems.append(
                 f"variable {name!r} has {stored[0]} vocabulary rows, but the config "
-                f"says vocab_size={builder.checkpoint_vocab_size}"
+                f"says vocab_size={table.vocab_size}"
             )
             continue
-        stored = _transformed_shape(builder, var, tuple(stored))
+        stored = _transformed_shape(table, var, tuple(stored))
         if tuple(stored) != tuple(target.shape):
             problems.append(
                 f"variable {name!r} has shape {reader.shape(name)}"
@@ -340,51 +325,61 @@ def load_checkpoint(builder, checkpoint_path):
             lines.append(f"{len(problems)} variable(s) do not fit:")
             lines += ["  " + m for m in problems[:20]]
         raise ValueError(
-            f"cannot load checkpoint {reader.source!r} into {builder.model_type!r} model "
-            f"{builder.model.name!r}; nothing was loaded.\n" + "\n".join(lines)
+            f"cannot load checkpoint {reader.source!r} into {table.description}; "
+            "nothing was loaded.\n" + "\n".join(lines)
         )
     arrays = []
     for target, var, name, transpose in values:
         array = reader.get(name)
         if transpose:
             array = array.T
-        arrays.append((target, _transform(builder, var, array)))
+        arrays.append((target, _transform(table, var, array)))
     for target, array in arrays:
         target.assign(array.astype(target.dtype))
-    return builder.model
+    return model
 
 
 # ------------------------------------------------------------------ writing
-def save_checkpoint(builder, checkpoint_path, config_path=None):
-    """Write `builder.model`'s weights under Google's variable names.
+def checkpoint_arrays(model, table):
+    """`{google_name: array}` of `model`'s weights, as `save_checkpoint` writes them.
+
+    A name that several Keras weights map to (a shared block loaded into
+    separate layers) must hold equal arrays, else a `ValueError` names it.
+    """
+    weights = _weights_by_path(model)
+    arrays = {}
+    for var in table.variables:
+        names = _candidates(var.google)
+        if not names:
+            continue
+        array = np.asarray(keras.ops.convert_to_numpy(weights[var.path].value))
+        if var.google_transpose:
+            array = array.T
+        name = names[0]
+        if name in arrays and not np.array_equal(arrays[name], array):
+            raise ValueError(
+                f"Keras weights differ that checkpoint variable {name!r} would hold "
+                f"(one of them is {var.path}); this layout cannot store them"
+            )
+        arrays[name] = np.ascontiguousarray(array)
+    return arrays
+
+
+def save_checkpoint(model, table, checkpoint_path):
+    """Write `model`'s weights under the Google names of `table`.
 
     The files are `checkpoint_path + '.index'` and `.data-00000-of-00001`,
-    readable by `tf.train.load_checkpoint`, Google's BERT code and
-    `build_transformer_model`. With `config_path`, the Google-style config is
-    written there too.
+    readable by `tf.train.load_checkpoint`, Google's code and `load_checkpoint`.
     """
     import tensorflow as tf  # TensorFlow is the point here: TF checkpoint format.
 
-    weights = {w.path: w for w in builder.model.weights}
-    names, tensors = [], []
-    for var in builder.variable_mapping():
-        if var.google is None:
-            continue
-        array = np.asarray(weights[var.path].numpy() if hasattr(weights[var.path], "numpy")
-                           else weights[var.path].value)
-        if var.google_transpose:
-            array = array.T
-        names.append(var.google)
-        tensors.append(tf.constant(np.ascontiguousarray(array)))
+    arrays = checkpoint_arrays(model, table)
     folder = os.path.dirname(os.path.abspath(checkpoint_path))
     os.makedirs(folder, exist_ok=True)
     tf.raw_ops.SaveV2(
         prefix=checkpoint_path,
-        tensor_names=names,
-        shape_and_slices=[""] * len(names),
-        tensors=tensors,
+        tensor_names=list(arrays),
+        shape_and_slices=[""] * len(arrays),
+        tensors=[tf.constant(a) for a in arrays.values()],
     )
-    if config_path is not None:
-        with open(config_path, "w", encoding="utf-8") as f:
-            json.dump(builder.google_config(), f, indent=2)
     return checkpoint_path

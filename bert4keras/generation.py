@@ -282,60 +282,47 @@ class AutoRegressiveDecoder:
 
 
 class KVCache:
-    """Incremental forward pass of a bert4keras LM/UniLM model with an MLM head.
+    """Incremental forward pass of an LM/UniLM model with an MLM head.
 
-    It calls the model's own layers (shared weights) in two compiled
-    functions:
+    It runs the builder's own methods (`apply_embeddings`,
+    `apply_main_layers`, `apply_final_norm`, `mlm_logits`), the code that
+    built the model, on real tensors with a per-block key/value cache, so
+    every family with `lm`/`unilm` decodes through the same computation as
+    its full model. Two compiled functions:
     - `prefill(token_ids, segment_ids, capacity)`: encode the padded prefix
-      with the model's own mask, store every layer's keys/values in slots
+      with the model's own mask, store every block's keys/values in slots
       `[0, prefix_length)` of buffers `capacity` long, and return the
       log-probabilities of the token after each row's last real token.
     - `step(cache, token, segment, position, slot)`: feed one new token per
       row at `slot`, attending to every valid cached slot.
 
     Positions are per row, so rows of different prefix lengths decode exactly
-    as they would alone. Not supported: conditional LayerNorm, `prefix`-named
-    builds with other names (pass `prefix`), models without an MLM head.
+    as they would alone. Not supported: conditional LayerNorm, models without
+    an MLM head.
+
+    Args:
+        model: a model from `build_transformer_model(application='lm' or
+            'unilm', with_mlm=...)`, or its builder.
+        prefix: unused; kept for compatibility (the builder knows it).
     """
 
-    def __init__(self, model, prefix=""):
-        names = {layer.name for layer in model.layers}
-        p = prefix
+    def __init__(self, model, prefix=None):
+        from bert4keras.models import builder_of
 
-        def get(name, required=True):
-            if p + name in names:
-                return model.get_layer(p + name)
-            if required:
-                raise ValueError(f"model {model.name!r} has no layer {p + name!r}; KVCache needs a "
-                                 "bert4keras model built with with_mlm=True")
-            return None
-
-        mask_layer = get("Attention-Mask")
-        if mask_layer.mode == "bidirectional":
+        builder = builder_of(model)
+        if builder.application == "encoder":
             raise ValueError("KVCache needs application='lm' or 'unilm'; this model is an encoder")
-        self.mode = mask_layer.mode
-        self.mask_layer = mask_layer
-        self.model = model
-        self.token = get("Embedding-Token")
-        self.segment = get("Embedding-Segment", required=False)
-        self.position = get("Embedding-Position", required=False)
-        self.embedding_norm = get("Embedding-Norm")
-        self.mapping = get("Embedding-Mapping", required=False)
-        self.blocks = []
-        index = 0
-        while p + "Transformer-%d-MultiHeadSelfAttention" % index in names:
-            prefix_i = "Transformer-%d-" % index
-            self.blocks.append((
-                get(prefix_i + "MultiHeadSelfAttention"),
-                get(prefix_i + "MultiHeadSelfAttention-Norm"),
-                get(prefix_i + "FeedForward"),
-                get(prefix_i + "FeedForward-Norm"),
-            ))
-            index += 1
-        self.mlm_dense, self.mlm_norm, self.mlm_bias = get("MLM-Dense"), get("MLM-Norm"), get("MLM-Bias")
-        if any(getattr(layer, "conditional", False) for layer in model.layers):  # LayerNorm flag
+        if not builder.with_mlm:
+            raise ValueError(f"KVCache needs a model built with with_mlm=True or 'linear'; "
+                             f"model {builder.model.name!r} has no MLM head")
+        if builder.layer_norm_cond is not None:
             raise NotImplementedError("KVCache does not support conditional LayerNorm")
-        self._variables = list(model.variables)
+        self.builder = builder
+        self.model = builder.model
+        self.mask_layer = builder.layers[builder.mask_name]
+        self.mode = self.mask_layer.mode
+        self.attention = [builder.layers[name] for name in builder.structure.attention]
+        self._variables = list(self.model.variables)
         self._prefill = compile_function(self._stateless(self._prefill_fn))
         self._step = compile_function(self._stateless(self._step_fn),
                                       donate_argnums=(1,) if keras.backend.backend() == "jax" else ())
@@ -362,42 +349,30 @@ class KVCache:
         return [v.value for v in self._variables]
 
     # ---------------------------------------------------------------- pieces
-    def _embed(self, token_ids, segment_ids, position_ids):
-        x = self.token(token_ids)
-        if self.segment is not None:
-            x = x + self.segment(segment_ids)
-        if self.position is not None:
-            x = self.position(x, position_ids=position_ids)
-        x = self.embedding_norm(x)
-        if self.mapping is not None:
-            x = self.mapping(x)
-        return x
-
-    def _layers(self, x, cache, key_mask, position_ids, slot):
+    def _forward(self, token_ids, segment_ids, position_ids, mask, cache, slot):
+        """The model's own forward pass over new tokens, reading and extending `cache`."""
+        b = self.builder
+        slot = ops.convert_to_tensor(slot, "int32")  # Keras layers take no tensor/int mixes
+        x = b.apply_embeddings([token_ids, segment_ids], position_ids=position_ids)
         new_cache = []
-        for (attention, attention_norm, ffn, ffn_norm), (k_cache, v_cache) in zip(self.blocks, cache):
-            q, k, v = attention.project(x, x, x, position_ids=position_ids, k_position_ids=position_ids)
-            k_cache = ops.slice_update(k_cache, (0, slot, 0, 0), ops.cast(k, k_cache.dtype))
-            v_cache = ops.slice_update(v_cache, (0, slot, 0, 0), ops.cast(v, v_cache.dtype))
-            context, _ = attention.attend(q, k_cache, v_cache, key_mask)
-            x = attention_norm(x + attention.o_dense(context))
-            x = ffn_norm(x + ffn(x))
-            new_cache.append((k_cache, v_cache))
-        return x, new_cache
+        for index, block_cache in enumerate(cache):
+            x, block_cache = b.apply_main_layers(
+                x, index, mask, cache=dict(block_cache, slot=slot), position_ids=position_ids)
+            block_cache.pop("slot")
+            new_cache.append(block_cache)
+        return b.apply_final_norm(x), new_cache
 
     def _logprobs(self, h):
-        h = self.mlm_norm(self.mlm_dense(h))
-        logits = self.mlm_bias(self.token(h, reverse=True))
+        logits = self.builder.mlm_logits(h)
         return ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
 
     def _prefill_fn(self, token_ids, segment_ids, cache):
         rows, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
-        capacity = ops.shape(cache[0][0])[1]
+        capacity = ops.shape(cache[0]["k"])[1]
         positions = ops.broadcast_to(ops.arange(length, dtype="int32")[None], (rows, length))
         mask = self.mask_layer([token_ids, segment_ids])  # the model's own LM/UniLM mask
         mask = ops.concatenate([mask, ops.zeros((rows, 1, length, capacity - length), "bool")], axis=-1)
-        x = self._embed(token_ids, segment_ids, positions)
-        x, cache = self._layers(x, cache, mask, positions, 0)
+        x, cache = self._forward(token_ids, segment_ids, positions, mask, cache, 0)
         last = ops.sum(ops.cast(ops.greater(token_ids, 0), "int32"), axis=1) - 1
         h = ops.take_along_axis(x, ops.reshape(last, (-1, 1, 1)), axis=1)
         return self._logprobs(h)[:, 0], cache
@@ -405,22 +380,19 @@ class KVCache:
     def _step_fn(self, cache, token, segment, position, slot, key_valid, rows):
         # Beam search reorders hypotheses; gathering the cache rows here fuses
         # the reordering into the compiled step.
-        cache = [(ops.take(k, rows, axis=0), ops.take(v, rows, axis=0)) for k, v in cache]
-        x = self._embed(token, segment, position)
-        x, cache = self._layers(x, cache, key_valid[:, None, None, :], position, slot)
+        cache = [{k: ops.take(v, rows, axis=0) for k, v in c.items()} for c in cache]
+        x, cache = self._forward(token, segment, position, key_valid[:, None, None, :], cache, slot)
         return self._logprobs(x)[:, 0], cache
 
     # ------------------------------------------------------------------ API
     def new_cache(self, rows, capacity):
-        """Zero key/value buffers: per layer (rows, capacity, heads, size)."""
-        dtype = self.token.compute_dtype
-        cache = []
-        for attention, _, _, _ in self.blocks:
-            cache.append((
-                ops.zeros((rows, capacity, attention.heads, attention.key_size), dtype),
-                ops.zeros((rows, capacity, attention.heads, attention.head_size), dtype),
-            ))
-        return cache
+        """Zero buffers, per block: keys, values (rows, capacity, heads, size), positions."""
+        dtype = self.builder.layers[self.builder.structure.embeddings[0]].compute_dtype
+        return [{
+            "k": ops.zeros((rows, capacity, attention.heads, attention.key_size), dtype),
+            "v": ops.zeros((rows, capacity, attention.heads, attention.head_size), dtype),
+            "positions": ops.zeros((rows, capacity), "int32"),
+        } for attention in self.attention]
 
     def prefill(self, token_ids, segment_ids, capacity):
         """Encode padded prefixes; returns (log-probs of the next token, cache)."""
@@ -466,7 +438,7 @@ class Seq2SeqDecoder(AutoRegressiveDecoder):
             so compiled shapes are reused).
         generated_segment_id: segment id of generated tokens (default 1 for
             UniLM, 0 for LM).
-        prefix: the builder's layer-name prefix, if any.
+        prefix: unused; kept for compatibility (the builder knows it).
         repetition_penalty: see `AutoRegressiveDecoder`.
 
     Example:
@@ -481,28 +453,25 @@ class Seq2SeqDecoder(AutoRegressiveDecoder):
     def __init__(self, model, end_id, maxlen, start_id=None, minlen=1, use_cache=True,
                  generated_segment_id=None, prefix="", repetition_penalty=1.0):
         super().__init__(start_id, end_id, maxlen, minlen, repetition_penalty)
-        self.model = model
+        from bert4keras.models import builder_of
+
+        builder = builder_of(model)
+        self.model = builder.model
         self.use_cache = use_cache
-        mask_name = prefix + "Attention-Mask"
-        try:
-            mode = model.get_layer(mask_name).mode
-        except ValueError:
-            raise ValueError(f"model {model.name!r} has no layer {mask_name!r}; build it with "
-                             "build_transformer_model") from None
-        if mode == "bidirectional":
+        if builder.application == "encoder":
             raise ValueError("Seq2SeqDecoder needs a model built with application='lm' or 'unilm'")
+        if not builder.with_mlm:
+            raise ValueError(f"Seq2SeqDecoder needs a model built with with_mlm=True or 'linear'; "
+                             f"model {builder.model.name!r} has no MLM head")
         if generated_segment_id is None:
-            generated_segment_id = 1 if mode == "unilm" else 0
+            generated_segment_id = 1 if builder.application == "unilm" else 0
         self.generated_segment_id = generated_segment_id
-        activation = model.get_layer(prefix + "MLM-Activation").activation
-        self._probabilities = getattr(activation, "__name__", "") == "softmax"
+        self._probabilities = builder.with_mlm is True or builder.with_mlm == "softmax"
         if use_cache:
-            self.cache = KVCache(model, prefix)
+            self.cache = KVCache(builder)
         else:
-            position = prefix + "Embedding-Position"
-            self._max_length = model.get_layer(position).input_dim if position in {
-                layer.name for layer in model.layers} else None
-            self._full = compile_function(_stateless_model_call(model))
+            self._max_length = builder.max_position if builder.absolute_positions else None
+            self._full = compile_function(_stateless_model_call(builder.model))
 
     def _repeat(self, inputs, n):
         # snippets re-exports this module's classes, so import it lazily.

@@ -1395,55 +1395,57 @@ _FACTORIES = {
 # ----------------------------------------------------------------------------
 
 
-def layerwise_lr_decay(model, decay, prefix="", num_layers=None):
+def layerwise_lr_decay(model, decay, prefix=None, num_layers=None):
     """ELECTRA-style layer-wise learning-rate decay for a bert4keras model.
 
-    Depth 0 is the embeddings (`Embedding-*` layers), depth `i + 1` is
-    `Transformer-i-*`, and everything else (pooler, MLM head, task heads) is
-    depth `L + 1`, where L is the number of transformer blocks. A variable at
-    depth d gets the multiplier `decay ** (L + 1 - d)`: the heads train at
-    the full rate, the top block at `decay`, the embeddings at
-    `decay ** (L + 1)`.
+    Depths come from the model's published structure
+    (`bert4keras.models.structure_of`), not from layer names: depth 0 is the
+    embedding stage, depth `i + 1` is block i, and everything else (final
+    norm, pooler, MLM head, task heads) is depth `L + 1`, where L is the
+    number of blocks. A variable at depth d gets the multiplier
+    `decay ** (L + 1 - d)`: the heads train at the full rate, the top block
+    at `decay`, the embeddings at `decay ** (L + 1)`. A layer used at several
+    depths gets the multiplier of the highest: ALBERT's shared block trains
+    at the top block's `decay`, and the token embedding (also the tied MLM
+    output) at the embeddings' rate.
 
     Args:
-        model: a Keras model whose layers follow the bert4keras names
-            (`Embedding-Token`, `Transformer-0-FeedForward`, ...).
+        model: a model built by `build_transformer_model` (or its builder).
         decay: float in (0, 1].
-        prefix: the `prefix` the model's layer names were built with.
-        num_layers: number of transformer blocks; found from the layer names
-            when None.
+        prefix: unused; kept for compatibility (the structure knows it).
+        num_layers: unused unless given; then it must equal L.
 
     Returns:
-        dict `{pattern: multiplier}` for `lr_multipliers`.
+        dict `{pattern: multiplier}` for `lr_multipliers`, one pattern per
+        layer with trainable weights (`'^<layer name>/'`).
 
     Example:
     >>> multipliers = layerwise_lr_decay(model, 0.8)  # doctest: +SKIP
     >>> opt = extend_with_layerwise_lr(keras.optimizers.Adam)(
     ...     learning_rate=1e-4, lr_multipliers=multipliers)  # doctest: +SKIP
     """
+    from bert4keras.models import builder_of
+
     decay = float(decay)
     if not 0.0 < decay <= 1.0:
         raise ValueError(f"`decay` must be in (0, 1], got {decay}")
-    paths = [_variable_path(v) for v in model.trainable_variables]
-    start = r"(^|/)" + re.escape(prefix)
-    block = re.compile(start + r"Transformer-(\d+)-")
-    found = sorted(
-        {int(m.group(2)) for p in paths for m in [block.search(p)] if m}
-    )
-    if num_layers is None:
-        if not found:
-            raise ValueError(
-                f"layerwise_lr_decay: no variable of model {model.name!r} "
-                f"belongs to a layer named '{prefix}Transformer-<i>-...'; "
-                "pass `prefix` if the model was built with one."
-            )
-        num_layers = found[-1] + 1
-    num_layers = _positive_int("num_layers", num_layers)
-    multipliers = {start + r"Embedding-": decay ** (num_layers + 1)}
-    for i in range(num_layers):
-        multipliers[start + re.escape(f"Transformer-{i}-")] = decay ** (
-            num_layers - i
+    builder = builder_of(model)
+    structure = builder.structure
+    depth_count = len(structure.blocks)
+    if num_layers is not None and _positive_int("num_layers", num_layers) != depth_count:
+        raise ValueError(
+            f"`num_layers` must equal the model's {depth_count} blocks, got {num_layers}"
         )
+    depth = {}
+    for name in structure.embeddings:
+        depth[name] = 0
+    for index, names in enumerate(structure.blocks):
+        for name in names:
+            depth[name] = index + 1  # later blocks overwrite: a shared layer gets the highest
+    multipliers = {}
+    for name, d in depth.items():
+        if builder.layers[name].trainable_weights:
+            multipliers["^" + re.escape(name) + "/"] = decay ** (depth_count + 1 - d)
     return multipliers
 
 

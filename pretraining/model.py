@@ -11,7 +11,6 @@ projection costs `max_predictions_per_seq` rows per sample instead of
 import keras
 from keras import ops
 
-from bert4keras.layers import LayerNormalization
 
 
 @keras.saving.register_keras_serializable(package="bert4keras")
@@ -42,9 +41,10 @@ def build_pretraining_model(builder, max_predictions=None, name="mlm_pretraining
     """A model from `[token_ids, segment_ids, masked_positions]` to MLM logits.
 
     Args:
-        builder: a bert4keras `Transformer` builder (e.g. from
+        builder: a bert4keras `Transformer` builder of any family (e.g. from
             `build_transformer_model(..., with_mlm='linear',
-            return_keras_model=False)`) whose model has the MLM head.
+            return_keras_model=False)`) whose model has the MLM head; its
+            `mlm_logits` runs on the gathered positions.
         max_predictions: static number of masked positions per sample
             (`max_predictions_per_seq`), or None.
         name: the returned model's name.
@@ -62,27 +62,20 @@ def build_pretraining_model(builder, max_predictions=None, name="mlm_pretraining
     logits = model([token_ids, segment_ids, masked_positions])
     ```
     """
-    names = {layer.name for layer in builder.model.layers}
-    needed = [builder.prefix + n for n in ("MLM-Dense", "MLM-Norm", "Embedding-Token", "MLM-Bias")]
-    missing = [n for n in needed if n not in names]
-    if missing:
+    if not builder.with_mlm:
         raise ValueError(
-            f"builder model {builder.model.name!r} has no MLM head (missing layers {missing}); "
-            "build it with with_mlm='linear'"
+            f"builder model {builder.model.name!r} has no MLM head; build it with with_mlm='linear'"
         )
-    norm = builder.layer("MLM-Norm")
-    if isinstance(norm, LayerNormalization) and getattr(norm, "conditional", False):
+    if builder.layer_norm_cond is not None:
         raise ValueError("pretraining models with conditional LayerNorm are not supported")
     inputs = list(builder.model.inputs[:2])
-    sequence = builder.model.outputs[0]
+    sequence = builder.structure.sequence_output
     positions = keras.Input(
         shape=(max_predictions,), dtype="int32", name=builder.prefix + "Input-Masked-Positions"
     )
     x = GatherPositions(name=builder.prefix + "MLM-Gather")([sequence, positions])
-    x = builder.layer("MLM-Dense")(x)
-    x = norm(x)
-    x = builder.layer("Embedding-Token")(x, reverse=True)
-    x = builder.layer("MLM-Bias")(x)
+    # The builder's own MLM head code, on the gathered positions only.
+    x = builder.mlm_logits(x)
     # Logits leave the model in float32 so the softmax of the loss is float32
     # under mixed_float16 / mixed_bfloat16.
     logits = keras.layers.Activation("linear", dtype="float32", name=builder.prefix + "MLM-Logits")(x)

@@ -315,23 +315,28 @@ def check_layerwise_decay(model, decay, num_layers, prefix=""):
     return seen
 
 
-def test_layerwise_lr_decay_on_hand_built_bert_names():
-    keras.utils.set_random_seed(0)
-    model = bert_like_model(num_layers=2)
-    seen = check_layerwise_decay(model, 0.5, 2)
-    assert seen == {0.125, 0.25, 0.5, 1.0}
-
-
 def test_layerwise_lr_decay_twelve_blocks_and_prefix():
-    # Transformer-1- must not catch Transformer-10-/11-; prefix must be honoured.
+    # Transformer-1- must not catch Transformer-10-/11-; the prefix comes from the structure.
+    from bert4keras.models import build_transformer_model
+
     keras.utils.set_random_seed(0)
-    model = bert_like_model(num_layers=12, hidden=4, prefix="Student-")
+    model = build_transformer_model(
+        vocab_size=20, hidden_size=4, num_hidden_layers=12, num_attention_heads=1,
+        intermediate_size=8, with_pool=True, with_mlm=True, prefix="Student-",
+    )
     seen = check_layerwise_decay(model, 0.9, 12, prefix="Student-")
     assert len(seen) == 14
-    with pytest.raises(ValueError, match="Transformer"):
-        bo.layerwise_lr_decay(model, 0.9)  # wrong prefix: no block found
     with pytest.raises(ValueError, match="decay"):
-        bo.layerwise_lr_decay(model, 1.5, prefix="Student-")
+        bo.layerwise_lr_decay(model, 1.5)
+    with pytest.raises(ValueError, match="num_layers.*12 blocks"):
+        bo.layerwise_lr_decay(model, 0.9, num_layers=3)
+
+
+def test_layerwise_lr_decay_needs_a_built_structure():
+    # Names alone are not parsed: a hand-built model with bert4keras names is refused.
+    model = bert_like_model(num_layers=2)
+    with pytest.raises(ValueError, match="not built by build_transformer_model"):
+        bo.layerwise_lr_decay(model, 0.5)
 
 
 def _build_tiny_bert():

@@ -79,7 +79,18 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
     optional `attention_mask` broadcastable to (batch, heads, q_len, k_len),
     True where attention is allowed. With `rotary=True` the queries and keys
     (and values with `rotary_value=True`) get RoFormer's rotary position
-    embedding on interleaved pairs.
+    embedding on interleaved pairs. With `max_relative_position=M` (NEZHA) the
+    computed relative position features of `clip(j - i, -M, M)` are added to
+    the keys and the values of each query i / key j pair
+    (`backend.relative_position_table`).
+
+    With `cache` the call is one incremental decoding step, through the same
+    code as the full call: the new keys/values (rotated when rotary) are
+    written into the cache buffers at `cache["slot"]`, the queries attend
+    over the whole buffers, and the call returns `(output, new_cache)`. A
+    cache is a dict of `k` (batch, capacity, heads, key_size), `v` (batch,
+    capacity, heads, head_size), `positions` (batch, capacity) int32 and the
+    int `slot`; `attention_mask` then has `capacity` keys.
 
     Where the backend has fused attention kernels (JAX on GPU/TPU, torch) the
     call goes through `keras.ops.dot_product_attention`; otherwise, and when
@@ -96,6 +107,8 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         attention_dropout: dropout rate on the attention probabilities.
         rotary: apply rotary position embedding to queries and keys.
         rotary_value: also rotate the values (some RoFormer variants).
+        max_relative_position: NEZHA's functional relative positions, clipped
+            at this distance (None: none).
         kernel_initializer: initializer of the projection kernels.
 
     Example:
@@ -116,10 +129,18 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         attention_dropout=0.0,
         rotary=False,
         rotary_value=False,
+        max_relative_position=None,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if max_relative_position is not None and (
+            isinstance(max_relative_position, bool) or int(max_relative_position) < 1
+        ):
+            raise ValueError(
+                f"max_relative_position must be a positive integer or None, got {max_relative_position!r}"
+            )
+        self.max_relative_position = None if max_relative_position is None else int(max_relative_position)
         self.heads = int(heads)
         self.head_size = int(head_size)
         self.out_dim = out_dim
@@ -131,6 +152,12 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         if (rotary and self.key_size % 2) or (rotary_value and self.head_size % 2):
             raise ValueError("rotary position embedding needs even head sizes")
+        if self.max_relative_position is not None and self.key_size != self.head_size:
+            raise ValueError(
+                "max_relative_position adds the same features to keys and values, so key_size "
+                f"must equal head_size, got {self.key_size} and {self.head_size}"
+            )
+
 
         def dense(units, name):
             return keras.layers.Dense(
@@ -216,6 +243,8 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         return_attention_scores=False,
         training=None,
         dropout_keep=None,
+        q_positions=None,
+        k_positions=None,
     ):
         """Attention over projected (batch, length, heads, size) tensors.
 
@@ -223,15 +252,21 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         float32 attention probabilities when `return_attention_scores`.
         `dropout_keep` is a boolean (batch, heads, q_len, k_len) mask of the
         attention probabilities to keep; when training with attention dropout
-        and none is given, one is drawn (`dropout_keep_mask`).
+        and none is given, one is drawn (`dropout_keep_mask`). `q_positions`
+        and `k_positions` ((batch, length) int) place queries and keys for
+        relative positions; by default both are `arange(length)`.
         """
         scale = 1.0 / math.sqrt(self.key_size)
         use_dropout = bool(training) and self.attention_dropout > 0
-        if not return_attention_scores and not use_dropout and _use_fused_attention():
+        relative = self._relative_features(qw, kw, q_positions, k_positions)
+        if (not return_attention_scores and not use_dropout and relative is None
+                and _use_fused_attention()):
             context = ops.dot_product_attention(qw, kw, vw, mask=attention_mask, scale=scale)
             probs = None
         else:
             logits = ops.einsum("btnh,bsnh->bnts", qw, kw)
+            if relative is not None:
+                logits = logits + self._relative_einsum("btnh,{}tsh->bnts", qw, relative)
             logits = ops.cast(logits, "float32") * scale
             if attention_mask is not None:
                 logits = ops.where(attention_mask, logits, -backend.large_value("float32"))
@@ -241,10 +276,35 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
                 if dropout_keep is None:
                     dropout_keep = self.dropout_keep_mask(qw, kw)
                 dropped = ops.where(dropout_keep, probs / (1.0 - self.attention_dropout), 0.0)
-            context = ops.einsum("bnts,bsnh->btnh", ops.cast(dropped, vw.dtype), vw)
+            dropped = ops.cast(dropped, vw.dtype)
+            context = ops.einsum("bnts,bsnh->btnh", dropped, vw)
+            if relative is not None:
+                context = context + self._relative_einsum("bnts,{}tsh->btnh", dropped, relative)
         shape = ops.shape(context)
         context = ops.reshape(context, (shape[0], shape[1], self.heads * self.head_size))
         return context, probs
+
+    def _relative_features(self, qw, kw, q_positions, k_positions):
+        """(q_len, k_len, key_size) or (batch, q_len, k_len, key_size) features."""
+        if self.max_relative_position is None:
+            return None
+        if q_positions is None and k_positions is None:
+            relative = ops.arange(ops.shape(kw)[1])[None, :] - ops.arange(ops.shape(qw)[1])[:, None]
+        else:
+            if q_positions is None:
+                q_positions = ops.arange(ops.shape(qw)[1])[None]
+            if k_positions is None:
+                k_positions = ops.arange(ops.shape(kw)[1])[None]
+            q_positions = ops.cast(q_positions, "int32")
+            k_positions = ops.cast(k_positions, "int32")
+            relative = k_positions[:, None, :] - q_positions[:, :, None]
+        table = backend.relative_position_table(relative, self.key_size, self.max_relative_position)
+        return ops.cast(table, qw.dtype)
+
+    @staticmethod
+    def _relative_einsum(equation, x, relative):
+        # Shared (q, k, d) features have no batch axis; per-row ones do.
+        return ops.einsum(equation.format("b" if len(relative.shape) == 4 else ""), x, relative)
 
     def dropout_keep_mask(self, q, k):
         """A random boolean (batch, heads, q_len, k_len) mask of kept probabilities.
@@ -277,9 +337,24 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         return_attention_scores=False,
         training=None,
         dropout_keep=None,
+        cache=None,
     ):
         q, k, v = self._unpack(inputs)
-        qw, kw, vw = self.project(q, k, v, position_ids=position_ids)
+        if cache is not None and position_ids is None:
+            raise ValueError(f"{self.name}: a cached call needs position_ids")
+        qw, kw, vw = self.project(
+            q, k, v, position_ids=position_ids,
+            k_position_ids=position_ids if cache is not None else None,
+        )
+        q_positions = k_positions = position_ids
+        if cache is not None:
+            slot = cache["slot"]
+            kw = ops.slice_update(cache["k"], (0, slot, 0, 0), ops.cast(kw, cache["k"].dtype))
+            vw = ops.slice_update(cache["v"], (0, slot, 0, 0), ops.cast(vw, cache["v"].dtype))
+            k_positions = ops.slice_update(
+                cache["positions"], (0, slot), ops.cast(position_ids, cache["positions"].dtype)
+            )
+            cache = dict(cache, k=kw, v=vw, positions=k_positions)
         context, probs = self.attend(
             qw,
             kw,
@@ -288,8 +363,12 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
             return_attention_scores,
             training=training,
             dropout_keep=dropout_keep,
+            q_positions=q_positions,
+            k_positions=k_positions,
         )
         output = self.o_dense(context)
+        if cache is not None:
+            return output, cache
         if return_attention_scores:
             return output, probs
         return output
@@ -316,6 +395,7 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
             attention_dropout=self.attention_dropout,
             rotary=self.rotary,
             rotary_value=self.rotary_value,
+            max_relative_position=self.max_relative_position,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
         )
         return config

@@ -11,12 +11,15 @@ class LayerNormalization(keras.layers.Layer):
     the condition vector (zero-initialised, so a freshly built model matches
     the unconditioned checkpoint exactly) shift gamma and beta, as in
     bert4keras' conditional LayerNorm (e.g. conditional text generation).
+    With `zero_mean=False` no mean is subtracted: `x / sqrt(mean(x^2) + eps)`
+    (RMS normalization, as in RoFormer-v2 with neither scale nor offset).
 
     Args:
         epsilon: added to the variance; take it from the model config
             (BERT uses 1e-12, not Keras' 1e-3 default).
         center: learn an offset `beta`.
         scale: learn a gain `gamma`.
+        zero_mean: subtract the mean (False: RMS normalization).
         conditional: accept `[x, condition]`.
         condition_hidden_units: if set, first map the condition to this size.
         condition_hidden_activation: activation of that map.
@@ -38,12 +41,14 @@ class LayerNormalization(keras.layers.Layer):
         condition_hidden_units=None,
         condition_hidden_activation="linear",
         condition_hidden_initializer="glorot_uniform",
+        zero_mean=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
         self.center = center
         self.scale = scale
+        self.zero_mean = zero_mean
         self.conditional = conditional
         self.condition_hidden_units = condition_hidden_units
         self.condition_hidden_activation = keras.activations.get(condition_hidden_activation)
@@ -103,9 +108,10 @@ class LayerNormalization(keras.layers.Layer):
             x = inputs
         out_dtype = x.dtype
         x = ops.cast(x, "float32")
-        mean = ops.mean(x, axis=-1, keepdims=True)
-        var = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)  # two-pass: no cancellation
-        y = (x - mean) * ops.rsqrt(var + self.epsilon)
+        if self.zero_mean:
+            x = x - ops.mean(x, axis=-1, keepdims=True)  # two-pass variance: no cancellation
+        var = ops.mean(ops.square(x), axis=-1, keepdims=True)
+        y = x * ops.rsqrt(var + self.epsilon)
         if self.scale:
             gamma = ops.cast(self.gamma, "float32")
             if self.conditional:
@@ -127,6 +133,7 @@ class LayerNormalization(keras.layers.Layer):
             epsilon=self.epsilon,
             center=self.center,
             scale=self.scale,
+            zero_mean=self.zero_mean,
             conditional=self.conditional,
             condition_hidden_units=self.condition_hidden_units,
             condition_hidden_activation=keras.activations.serialize(

@@ -12,6 +12,8 @@ def _bound_outside(value):
     """
     if value is None or isinstance(value, (bool, int, float, str)):
         return True
+    if isinstance(value, (dict, list, tuple)):  # e.g. a decoding cache: inference only
+        return True
     if not hasattr(value, "dtype"):
         return False
     dtype = keras.backend.standardize_dtype(value.dtype)
