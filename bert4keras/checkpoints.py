@@ -121,20 +121,16 @@ class GoogleCheckpointReader(CheckpointReader):
 
     def __init__(self, prefix):
         super().__init__(prefix)
-        import tensorflow as tf  # TensorFlow is the point here: TF checkpoint format.
+        from bert4keras.tf_checkpoint import BundleReader  # numpy only, no TensorFlow
 
-        try:
-            self._reader = tf.train.load_checkpoint(prefix)
-        except (tf.errors.OpError, ValueError) as e:
-            raise ValueError(f"cannot read TensorFlow checkpoint {prefix!r}: {e}") from None
-        self._shapes = self._reader.get_variable_to_shape_map()
-        self.names = set(self._shapes)
+        self._reader = BundleReader(prefix)  # errors name the file (and variable)
+        self.names = self._reader.names
 
     def shape(self, name):
-        return tuple(self._shapes[name])
+        return self._reader.shape(name)
 
     def get(self, name):
-        return np.asarray(self._reader.get_tensor(name))
+        return self._reader.get(name)
 
 
 class SafetensorsReader(CheckpointReader):
@@ -371,15 +367,6 @@ def save_checkpoint(model, table, checkpoint_path):
     The files are `checkpoint_path + '.index'` and `.data-00000-of-00001`,
     readable by `tf.train.load_checkpoint`, Google's code and `load_checkpoint`.
     """
-    import tensorflow as tf  # TensorFlow is the point here: TF checkpoint format.
+    from bert4keras.tf_checkpoint import write_bundle  # numpy only, no TensorFlow
 
-    arrays = checkpoint_arrays(model, table)
-    folder = os.path.dirname(os.path.abspath(checkpoint_path))
-    os.makedirs(folder, exist_ok=True)
-    tf.raw_ops.SaveV2(
-        prefix=checkpoint_path,
-        tensor_names=list(arrays),
-        shape_and_slices=[""] * len(arrays),
-        tensors=[tf.constant(a) for a in arrays.values()],
-    )
-    return checkpoint_path
+    return write_bundle(checkpoint_path, checkpoint_arrays(model, table))

@@ -2,7 +2,10 @@
 import glob
 import os
 import struct
+import subprocess
+import sys
 
+import keras
 import ml_dtypes
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ from bert4keras import tf_checkpoint
 from bert4keras.tf_checkpoint import BundleReader, data_filename, write_bundle
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 
 DTYPES = ["float32", "float16", "bfloat16", "float64", "int8", "int16", "int32", "int64",
           "uint8", "uint16", "uint32", "uint64", "bool", "complex64", "complex128"]
@@ -410,3 +414,108 @@ def test_partitioned_variables_are_refused_by_name(tmp_path):
     assert same(reader.get("whole"), np.array([1.0, 2.0], "float32"))
     with pytest.raises(ValueError, match="'part' .* partitioned variables are not supported"):
         reader.get("part")
+
+
+# ------------------------------------------------- JAX with no TensorFlow at all
+NO_TF_SCRIPT = r'''
+import importlib.abc
+import os
+import sys
+
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    """Makes `import tensorflow` fail as on a machine without it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            raise ModuleNotFoundError("No module named %r (blocked by the test)" % name, name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoTensorFlow())
+import numpy as np
+import bert4keras.checkpoints, bert4keras.generation, bert4keras.layers, bert4keras.models
+import bert4keras.optimizers, bert4keras.snippets, bert4keras.tf_checkpoint, bert4keras.tokenizers
+import keras
+from safetensors.numpy import load_file
+
+from bert4keras.generation import Seq2SeqDecoder
+from bert4keras.models import build_transformer_model
+from bert4keras.tf_checkpoint import BundleReader, write_bundle
+from helpers import hf_to_google_name
+
+assert keras.backend.backend() == "jax"
+minilm, roformer, out = sys.argv[1:4]
+
+
+def google_checkpoint(folder, prefix, model_prefix):
+    """The HF weights of `folder` under Google names, with Adam slots."""
+    tensors = {}
+    for hf_name, array in sorted(load_file(os.path.join(folder, "model.safetensors")).items()):
+        converted = hf_to_google_name(hf_name, model_prefix)
+        if converted is not None:
+            name, transpose = converted
+            tensors[name] = array.T if transpose else array
+            tensors[name + "/adam_m"] = np.zeros_like(array)
+    tensors["global_step"] = np.int64(1000)
+    return write_bundle(prefix, tensors)
+
+
+def max_err(a, b, valid):
+    return float(np.abs(np.asarray(a) - b)[valid].max())
+
+
+ref = dict(np.load(sys.argv[4]))
+prefix = google_checkpoint(minilm, os.path.join(out, "minilm", "bert_model.ckpt"), "bert")
+bert = build_transformer_model(os.path.join(minilm, "config.json"), prefix, with_pool=True)
+ids, segs = ref["token_ids"], ref["segment_ids"]
+seq, pooled = bert.predict([ids, segs], verbose=0)
+assert max_err(seq, ref["sequence_output"], ids > 0) < 1e-4
+assert np.abs(pooled - ref["pooled_output"]).max() < 1e-4
+
+ref = dict(np.load(os.path.join(roformer, "reference.npz")))
+prefix = google_checkpoint(roformer, os.path.join(out, "roformer", "roformer.ckpt"), "roformer")
+config = os.path.join(roformer, "config.json")
+builder = build_transformer_model(config, prefix, model="roformer", with_mlm="linear",
+                                  return_keras_model=False)
+model = builder.model
+ids, segs = ref["token_ids"], ref["segment_ids"]
+seq, logits = model.predict([ids, segs], verbose=0)
+assert max_err(seq, ref["sequence_output"], ids > 0) < 1e-4
+assert max_err(logits, ref["mlm_logits"], ids > 0) < 5e-4
+
+# Cached UniLM decoding on the loaded weights, then a checkpoint written back.
+unilm = build_transformer_model(config, prefix, model="roformer", application="unilm",
+                                with_mlm=True)
+prefixes = [[2, 5, 9, 11, 3], [2, 7, 3]]
+segments = [[0] * len(p) for p in prefixes]
+cached = Seq2SeqDecoder(unilm, end_id=3, maxlen=6, use_cache=True).beam_search(
+    [prefixes, segments], topk=2)
+full = Seq2SeqDecoder(unilm, end_id=3, maxlen=6, use_cache=False).beam_search(
+    [prefixes, segments], topk=2)
+assert [c.tolist() for c in cached] == [f.tolist() for f in full]
+
+written = os.path.join(out, "resaved", "roformer.ckpt")
+builder.save_weights_as_checkpoint(written)
+again = build_transformer_model(config, written, model="roformer", with_mlm="linear")
+np.testing.assert_array_equal(again.predict([ids, segs], verbose=0)[1], logits)
+assert BundleReader(written).names <= BundleReader(prefix).names
+
+leaked = sorted(m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow."))
+assert not leaked, leaked
+print("NO-TF OK")
+'''
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax",
+                    reason="runs once, in the JAX pass (it starts its own JAX process)")
+def test_jax_without_tensorflow_loads_decodes_and_writes(tmp_path, minilm_dir):
+    """A fresh JAX process where `import tensorflow` fails does the whole round."""
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=os.pathsep.join([ROOT, HERE]))
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TF_SCRIPT, minilm_dir, os.path.join(HERE, "data", "roformer_tiny"),
+         str(tmp_path), os.path.join(HERE, "data", "reference_minilm.npz")],
+        env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0 and "NO-TF OK" in result.stdout, result.stderr[-4000:]
+
