@@ -1,6 +1,9 @@
 """The numpy checkpoint bundle reader/writer: round trips, TensorFlow parity, corruption."""
+import ast
 import glob
 import os
+import re
+import shlex
 import struct
 import subprocess
 import sys
@@ -519,3 +522,16 @@ def test_jax_without_tensorflow_loads_decodes_and_writes(tmp_path, minilm_dir):
     )
     assert result.returncode == 0 and "NO-TF OK" in result.stdout, result.stderr[-4000:]
 
+
+def test_readme_jax_only_install_is_setup_py_minus_tensorflow():
+    with open(os.path.join(ROOT, "setup.py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    (core,) = [ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+               and getattr(node.targets[0], "id", None) == "CORE_REQUIRES"]
+    assert not any(r.startswith("tensorflow") for r in core)
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        section = f.read().split("### JAX-only machines", 1)[1]
+    command = re.search(r"```bash\n(.+?)\n```", section, re.S).group(1).strip()
+    requirements, library = command.split(" && ")
+    assert shlex.split(requirements) == ["pip", "install", *core, "jax"]
+    assert library == "pip install --no-deps ."
