@@ -301,6 +301,30 @@ def test_masked_crc_matches_the_published_vectors():
     assert tf_checkpoint._mask(0) == 0xA282EAD8
 
 
+def test_corrupt_model_checkpoint_loads_nothing(tmp_path):
+    from bert4keras.models import build_transformer_model
+
+    tiny = dict(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                intermediate_size=48, max_position=40, with_mlm=True, return_keras_model=False)
+    prefix = build_transformer_model(**tiny).save_weights_as_checkpoint(str(tmp_path / "b.ckpt"))
+    # Flip a byte of the variable written (and read) last, so the others read fine first.
+    entries = BundleReader(prefix)._entries
+    name = max(entries, key=lambda n: entries[n].offset)
+    with open(data_filename(prefix, 0, 1), "r+b") as f:
+        f.seek(entries[name].offset)
+        byte = f.read(1)
+        f.seek(entries[name].offset)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    keras.utils.set_random_seed(99)
+    fresh = build_transformer_model(**tiny)
+    before = [keras.ops.convert_to_numpy(w.value) for w in fresh.model.weights]
+    with pytest.raises(ValueError, match=r"checksum mismatch for variable '%s' in data file "
+                                         r"'.*b\.ckpt\.data-00000-of-00001'" % re.escape(name)):
+        fresh.load_weights_from_checkpoint(prefix)
+    after = [keras.ops.convert_to_numpy(w.value) for w in fresh.model.weights]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+
+
 # ----------------------------------------------------- TensorFlow's own files
 def _tf_arrays(prefix):
     import tensorflow as tf
