@@ -30,7 +30,11 @@ def main():
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--vocab", type=int, default=21128)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--model", default="bert", choices=["bert", "roformer"])
+    from bert4keras.models import MODELS
+
+    parser.add_argument("--model", default="bert",
+                        choices=sorted(n for n, cls in MODELS.items() if "unilm" in cls.applications),
+                        help="a registered family with lm/unilm (default: bert)")
     args = parser.parse_args()
 
     import keras

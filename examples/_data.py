@@ -397,11 +397,14 @@ def corpus_vocab(vocab_path, texts, min_count=1, do_lower_case=True, extra_token
 
 def model_arguments(description, quick_help="a few steps on a small slice (for CI)"):
     """An argparse parser with the options every example shares."""
+    from bert4keras.models import model_names
+
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", help="bert_config.json / HF config.json of a checkpoint to fine-tune")
     parser.add_argument("--checkpoint", help="Google checkpoint prefix, .safetensors file or HF directory")
     parser.add_argument("--vocab", help="vocab.txt (default: bert-base-chinese's, shipped by fastbert)")
-    parser.add_argument("--model", default="bert", choices=["bert", "roformer"])
+    parser.add_argument("--model", default="bert", choices=model_names(),
+                        help="a registered family of bert4keras.models (default: bert)")
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--seed", type=int, default=0)
     return parser

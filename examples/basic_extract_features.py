@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from bert4keras.models import build_transformer_model
+from bert4keras.models import build_transformer_model, model_names
 from bert4keras.snippets import sequence_padding
 from bert4keras.tokenizers import Tokenizer
 
@@ -63,7 +63,8 @@ def main(argv=None):
     parser.add_argument("--config", help="bert_config.json or HF config.json")
     parser.add_argument("--checkpoint", help="Google checkpoint prefix, .safetensors file or HF directory")
     parser.add_argument("--vocab", help="vocab.txt")
-    parser.add_argument("--model", default="bert", help="'bert' or 'roformer'")
+    parser.add_argument("--model", default="bert", choices=model_names(),
+                        help="a registered family of bert4keras.models (default: bert)")
     parser.add_argument("--cased", action="store_true", help="do not lower-case (cased vocabularies)")
     parser.add_argument("sentences", nargs="*", help="sentences to compare (default: built-in examples)")
     args = parser.parse_args(argv)

@@ -233,8 +233,10 @@ def run(args, strategy=None):
             f"records in {args.data!r} use a vocabulary of {meta['vocab_size']} tokens, but "
             f"{args.config!r} has vocab_size={model_config.get('vocab_size')}")
 
+    from bert4keras.models import MODELS
+
     positions = model_config.get("max_position_embeddings")
-    if args.model == "bert" and positions is not None and positions < seq_len:
+    if MODELS[args.model].absolute_positions and positions is not None and positions < seq_len:
         raise ValueError(f"records have seq_len={seq_len} but {args.config!r} has only "
                          f"max_position_embeddings={positions}")
 
@@ -534,11 +536,14 @@ def _check_run_config(output_dir, args):
 
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m pretraining.pretrain",
-                                description="MLM pretraining of BERT / RoFormer on tf.distribute.")
+                                description="MLM pretraining of any bert4keras encoder family on tf.distribute.")
     g = p.add_argument_group("data and model")
     g.add_argument("--data", required=True, help="records directory from `python -m pretraining.data`")
     g.add_argument("--config", required=True, help="bert_config.json (Google or HF key names)")
-    g.add_argument("--model", choices=("bert", "roformer"), default="bert")
+    from bert4keras.models import model_names
+
+    g.add_argument("--model", choices=model_names(), default="bert",
+                   help="a registered family of bert4keras.models (default: bert)")
     g.add_argument("--init-checkpoint", help="warm start from this checkpoint (Google, safetensors, HF dir)")
     g.add_argument("--vocab", help="vocab.txt to copy next to the exported checkpoint")
     g.add_argument("--no-pooler", action="store_true",

@@ -683,6 +683,26 @@ def test_tpu_code_path_warm_starts_roformer(records, small_vocab, tmp_path):
                                    atol=1e-6)
 
 
+@pytest.mark.tf_only
+@pytest.mark.parametrize("model_name", ["albert", "nezha", "roformer_v2"])
+def test_pretraining_new_families_trains_and_exports(records, small_vocab, tmp_path, model_name):
+    """The CLI pretrains every family as it does BERT, and the export loads back."""
+    from pretraining import pretrain
+
+    overrides = {"embedding_size": 16} if model_name == "albert" else {}
+    config = tiny_config(small_vocab, tmp_path, **overrides)
+    summary = pretrain.run(_train_args(records, config, tmp_path / "run", "--model", model_name))
+    losses = [r["loss"] for r in summary["history"]]
+    assert len(losses) == 6 and np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    loaded = build_transformer_model(summary["config"], summary["google_checkpoint"], model=model_name,
+                                     with_mlm="linear", with_pool=True)
+    saved = keras.saving.load_model(str(tmp_path / "run" / "export" / "model.keras"))
+    saved_weights = {w.path: keras.ops.convert_to_numpy(w) for w in saved.weights}
+    assert len(loaded.weights) == len(saved_weights)
+    for w in loaded.weights:
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(w), saved_weights[w.path])
+
+
 def test_optimizer_stack_wiring():
     from bert4keras import optimizers as bo
     from pretraining import pretrain
