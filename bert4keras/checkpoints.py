@@ -7,9 +7,12 @@ validates every variable (presence and shape) before assigning any, so a bad
 checkpoint never half-loads. Optimizer slots (`adam_m`, `adam_v`,
 `global_step`) are never requested, hence silently ignored.
 
-Supported inputs: a Google checkpoint prefix (`bert_model.ckpt`, read with
-TensorFlow), a `.safetensors` file, a sharded `model.safetensors.index.json`,
-or an HF model directory holding either. Pickled PyTorch files are refused.
+The name table comes from the model's family (`bert4keras.models`); this
+module knows no family. Supported inputs: a Google checkpoint prefix
+(`bert_model.ckpt`, read and written by `bert4keras.tf_checkpoint` in numpy,
+no TensorFlow), a `.safetensors` file, a sharded
+`model.safetensors.index.json`, or an HF model directory holding either.
+Pickled PyTorch files are refused.
 """
 import json
 import os

@@ -206,6 +206,10 @@ def _cases():
         ("FeedForward", lambda: FeedForward(24), lambda layer: layer(x)),
         ("MultiHeadAttention", lambda: MultiHeadAttention(4, 4, rotary=True),
          lambda layer: layer([x, x, x], attention_mask=mask)),
+        ("RelativeAttention", lambda: MultiHeadAttention(4, 4, max_relative_position=3, use_bias=False),
+         lambda layer: layer([x, x, x], attention_mask=mask)),
+        ("RMSNormalization", lambda: LayerNormalization(epsilon=1e-7, zero_mean=False, center=False, scale=False),
+         lambda layer: layer(x)),
         ("AttentionMask", lambda: AttentionMask("unilm"), lambda layer: layer([IDS, SEGS])),
     ]
 
@@ -223,10 +227,11 @@ def test_serialization_round_trip(name, make, run):
     assert type(restored) is type(layer)
 
 
-def test_attention_padding_invariance():
+@pytest.mark.parametrize("options", [{"rotary": True}, {"max_relative_position": 2}])
+def test_attention_padding_invariance(options):
     """Extra padded keys change nothing at the valid positions."""
     x = rng.randn(2, 7, 16).astype("float32")
-    layer = MultiHeadAttention(4, 4, rotary=True)
+    layer = MultiHeadAttention(4, 4, **options)
     for mode in ("bidirectional", "causal", "unilm"):
         out = np.asarray(layer([x, x, x], attention_mask=AttentionMask(mode)([IDS, SEGS])))
         ids = np.pad(IDS, ((0, 0), (0, 5)))
@@ -235,6 +240,52 @@ def test_attention_padding_invariance():
         padded = np.asarray(layer([xp, xp, xp], attention_mask=AttentionMask(mode)([ids, segs])))
         valid = IDS > 0
         assert np.abs(out - padded[:, :7])[valid].max() < 1e-5
+
+
+def np_relative_table(length, dim, max_distance):
+    """NEZHA's (q, k, dim) features from loops: row clip(j - i) + max_distance."""
+    table = np.zeros((length, length, dim))
+    for i in range(length):
+        for j in range(length):
+            r = min(max(j - i, -max_distance), max_distance) + max_distance
+            for k in range(dim // 2):
+                theta = r / 10000.0 ** (2.0 * k / dim)
+                table[i, j, 2 * k], table[i, j, 2 * k + 1] = math.sin(theta), math.cos(theta)
+    return table
+
+
+def test_relative_attention_matches_loops():
+    x = rng.randn(2, 7, 16).astype("float32")
+    mask = loop_mask(IDS, SEGS, "bidirectional")
+    layer = MultiHeadAttention(4, 4, max_relative_position=2)
+    out, probs = layer([x, x, x], attention_mask=mask, return_attention_scores=True)
+    heads = 4
+
+    def proj(dense):
+        w, b = (np.asarray(v) for v in dense.weights)
+        return (x @ w + b).reshape(2, 7, heads, -1)
+
+    q, k, v = proj(layer.q_dense), proj(layer.k_dense), proj(layer.v_dense)
+    rel = np_relative_table(7, 4, 2)
+    logits = (np.einsum("bqhd,bkhd->bhqk", q, k) + np.einsum("bqhd,qkd->bhqk", q, rel)) / 2.0
+    logits = np.where(mask, logits, -1e30)
+    expected = np.exp(logits - logits.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    context = np.einsum("bhqk,bkhd->bqhd", expected, v) + np.einsum("bhqk,qkd->bqhd", expected, rel)
+    w, b = (np.asarray(t) for t in layer.o_dense.weights)
+    np.testing.assert_allclose(np.asarray(probs), expected, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(out), context.reshape(2, 7, -1) @ w + b, atol=1e-4)
+    with pytest.raises(ValueError, match="key_size must equal head_size"):
+        MultiHeadAttention(4, 4, key_size=8, max_relative_position=2)
+    with pytest.raises(ValueError, match="max_relative_position must be a positive integer"):
+        MultiHeadAttention(4, 4, max_relative_position=0)
+
+
+def test_rms_normalization_matches_numpy():
+    x = rng.randn(2, 5, 16).astype("float32")
+    y = LayerNormalization(epsilon=1e-7, zero_mean=False, center=False, scale=False)(x)
+    expected = x / np.sqrt((x.astype("float64") ** 2).mean(-1, keepdims=True) + 1e-7)
+    np.testing.assert_allclose(np.asarray(y), expected, atol=1e-5)
 
 
 def test_position_wise_layers_padding_invariance():
