@@ -305,6 +305,16 @@ def test_keras_file_round_trip(model_name, tmp_path):
     loaded = keras.saving.load_model(path)
     for a, b in zip(expected, loaded.predict([TOKENS, SEGMENTS], verbose=0)):
         np.testing.assert_array_equal(a, b)
+    # The reloaded model gets a builder over its own layers: the helpers still work.
+    states = hidden_states_model(loaded).predict([TOKENS, SEGMENTS], verbose=0)
+    np.testing.assert_array_equal(states[-1], expected[0])
+    assert layerwise_lr_decay(loaded, 0.5) == layerwise_lr_decay(builder.model, 0.5)
+    if application == "unilm":
+        prefix = [TOKENS[:, :4], SEGMENTS[:, :4]]
+        ours = Seq2SeqDecoder(builder.model, end_id=3, maxlen=4).greedy(prefix)
+        theirs = Seq2SeqDecoder(loaded, end_id=3, maxlen=4).greedy(prefix)
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("model_name", ALL_FAMILIES)

@@ -212,18 +212,25 @@ class TransformerModel(keras.Model):
     Datasets and generators are not inspected.
 
     `input_limits` is stored in the model's config, so `.keras` files keep
-    the checks. `builder` is the `Transformer` that built the model (None
-    after a `.keras` reload).
+    the checks. `builder` is the `Transformer` that built the model. For
+    models from `build_transformer_model`, the family and its arguments are
+    stored too (`builder_config`), and a `.keras` reload rebinds a builder to
+    the loaded layers, so the structure-driven helpers keep working.
     """
 
-    def __init__(self, *args, input_limits=None, **kwargs):
+    def __init__(self, *args, input_limits=None, builder_config=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.input_limits = dict(input_limits or {})
         self.builder = None
+        self.builder_config = builder_config
+        if builder_config is not None:
+            self.builder = _rebind_builder(self, builder_config)
 
     def get_config(self):
         config = super().get_config()
         config["input_limits"] = dict(self.input_limits)
+        if self.builder_config is not None:
+            config["builder_config"] = self.builder_config
         return config
 
     # ------------------------------------------------------------ checking
@@ -304,21 +311,53 @@ class TransformerModel(keras.Model):
         return super().predict_on_batch(x)
 
 
+def _builder_config(model_class, application, arguments):
+    """What `_rebind_builder` needs, or None when it cannot be stored as JSON."""
+    if MODELS.get(model_class.model_type) is not model_class:
+        return None
+    config = {"model": model_class.model_type,
+              "arguments": dict(arguments, application=application, recompute=False)}
+    try:
+        json.dumps(config)
+    except (TypeError, ValueError):  # e.g. a Keras tensor as layer_norm_cond
+        return None
+    return config
+
+
+def _rebind_builder(model, config):
+    """A builder over the layers of a reloaded model (sharing every weight).
+
+    The builder replays its template with the loaded layers (found by name),
+    giving it a structure over the same layers; None if that would need a
+    layer the model lacks.
+    """
+    model_class = MODELS.get(config["model"])
+    if model_class is None:
+        return None
+    builder = model_class(**config["arguments"])
+    builder.layers = {layer.name: layer for layer in model.layers
+                      if not isinstance(layer, keras.layers.InputLayer)}
+    known = set(builder.layers)
+    builder.build()
+    if set(builder.layers) != known:
+        return None
+    return builder
+
+
 def builder_of(model):
     """The `Transformer` builder behind `model` (a builder passes through).
 
-    Raises a `ValueError` for models the library did not build in this
-    process, such as a `.keras` file loaded back: rebuild those with
-    `build_transformer_model` and `load_weights`.
+    Raises a `ValueError` for models the library did not build, such as a
+    hand-built functional model.
     """
     if isinstance(model, Transformer):
         return model
     builder = getattr(model, "builder", None)
     if not isinstance(builder, Transformer):
         raise ValueError(
-            f"model {getattr(model, 'name', model)!r} was not built by build_transformer_model "
-            "in this process (a model loaded from a .keras file has no builder); rebuild it "
-            "with build_transformer_model(...) and load the weights with load_weights()"
+            f"model {getattr(model, 'name', model)!r} was not built by build_transformer_model, "
+            "so it has no recorded structure; build it with build_transformer_model(...) and "
+            "load the weights with load_weights()"
         )
     return builder
 
@@ -888,6 +927,7 @@ def build_transformer_model(
 
     builder = model_class(application=application, **config)
     builder.build()
+    builder.model.builder_config = _builder_config(model_class, application, config)
     if checkpoint_path is not None:
         builder.load_weights_from_checkpoint(checkpoint_path)
     return builder.model if return_keras_model else builder
