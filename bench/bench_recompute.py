@@ -225,23 +225,25 @@ def transformer_classes():
     class BlockRematBERT(BERT):
         """One rematerialised layer per transformer block (bench only)."""
 
-        def apply_main_layers(self, x, index, attention_mask):
-            name = self.prefix + "Transformer-%d" % index
-            if name not in self.layers:
-                kwargs = dict(
-                    heads=self.num_attention_heads,
-                    head_size=self.attention_head_size,
-                    intermediate_size=self.intermediate_size,
-                    activation=self.hidden_act,
-                    dropout_rate=self.dropout_rate,
-                    attention_dropout_rate=self.attention_dropout_rate,
-                    epsilon=self.layer_norm_eps,
-                    kernel_initializer=self.initializer,
-                    remat=self.recompute,
-                    name=name,
-                )
-                self.layers[name] = TransformerBlock(**kwargs)
-            return self.layers[name](x, attention_mask=attention_mask)
+        def apply_main_layers(self, x, index, attention_mask, cache=None, position_ids=None):
+            if cache is not None:
+                raise NotImplementedError("the bench-only block has no decoding cache")
+            y = self.apply(
+                x,
+                TransformerBlock,
+                "Transformer-%d" % index,
+                arguments={"attention_mask": attention_mask},
+                heads=self.num_attention_heads,
+                head_size=self.attention_head_size,
+                intermediate_size=self.intermediate_size,
+                activation=self.hidden_act,
+                dropout_rate=self.dropout_rate,
+                attention_dropout_rate=self.attention_dropout_rate,
+                epsilon=self.layer_norm_eps,
+                kernel_initializer=self.initializer,
+                remat=self.recompute,
+            )
+            return y, None
 
     return {"layers+small": SmallLayersRematBERT, "block": BlockRematBERT}
 

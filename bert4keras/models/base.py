@@ -570,7 +570,9 @@ class Transformer:
         for index in range(self.num_hidden_layers):
             with self._record() as (names, calls):
                 x, _ = self.apply_main_layers(x, index, mask)
-            attention = next(c for c in calls if isinstance(self.layers[c[0]], MultiHeadAttention))
+            # A block built of other layers (a custom subclass) has no attention to probe.
+            attention = next((c for c in calls if isinstance(self.layers[c[0]], MultiHeadAttention)),
+                             (None, None, None))
             structure.blocks.append(names)
             structure.attention.append(attention[0])
             structure.attention_calls.append(attention[1:])
@@ -1002,6 +1004,8 @@ def attention_model(model, index, prefix=None):
             f"index must be a block index in [0, {len(structure.attention)}) of model "
             f"{builder.model.name!r}, got {index!r}"
         )
+    if structure.attention[index] is None:
+        raise ValueError(f"block {index} of model {builder.model.name!r} has no MultiHeadAttention layer")
     layer = builder.layers[structure.attention[index]]
     inputs, arguments = structure.attention_calls[index]
     name = f"{builder.model.name}-Attention-{index}-Probabilities"
