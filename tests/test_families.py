@@ -229,6 +229,9 @@ def test_layerwise_decay_from_structure(model_name):
         np.testing.assert_allclose(w0 - np.asarray(v), expected, rtol=1e-6, err_msg=v.path)
     if shared:
         assert sorted(set(multipliers.values())) == [decay ** 4, decay]
+    # A task model on top of the encoder finds the same structure.
+    task = keras.Model(model.inputs, keras.layers.Dense(2, name="Task")(model.outputs[0]))
+    assert layerwise_lr_decay(task, decay) == multipliers
 
 
 @pytest.mark.parametrize("model_name", ALL_FAMILIES)

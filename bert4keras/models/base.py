@@ -347,19 +347,34 @@ def _rebind_builder(model, config):
 def builder_of(model):
     """The `Transformer` builder behind `model` (a builder passes through).
 
-    Raises a `ValueError` for models the library did not build, such as a
-    hand-built functional model.
+    `model` is a model from `build_transformer_model`, or a model built on
+    top of one (a task model sharing its layers): then the builder whose
+    layers it uses is found, if there is exactly one. Raises a `ValueError`
+    for models the library did not build, such as a hand-built functional
+    model.
     """
     if isinstance(model, Transformer):
         return model
     builder = getattr(model, "builder", None)
-    if not isinstance(builder, Transformer):
+    if isinstance(builder, Transformer):
+        return builder
+    found = []
+    for layer in getattr(model, "layers", []):
+        owner = getattr(layer, "_bert4keras_builder", None)
+        if owner is not None and all(owner is not b for b in found):
+            found.append(owner)
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
         raise ValueError(
-            f"model {getattr(model, 'name', model)!r} was not built by build_transformer_model, "
-            "so it has no recorded structure; build it with build_transformer_model(...) and "
-            "load the weights with load_weights()"
+            f"model {model.name!r} uses the layers of {len(found)} bert4keras models "
+            f"({[b.model.name for b in found]}); pass the one you mean"
         )
-    return builder
+    raise ValueError(
+        f"model {getattr(model, 'name', model)!r} was not built by build_transformer_model, "
+        "so it has no recorded structure; build it with build_transformer_model(...) and "
+        "load the weights with load_weights()"
+    )
 
 
 def structure_of(model):
@@ -589,6 +604,8 @@ class Transformer:
         )
         self.model.builder = self
         self.structure = structure
+        for layer in self.layers.values():  # lets `builder_of` find us from a task model
+            layer._bert4keras_builder = self
         return self.model
 
     def head(self, name, x):
