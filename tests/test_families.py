@@ -155,12 +155,12 @@ def test_cached_decoding_equals_uncached(model_name, application):
     lengths = [9, 5, 3]
     prefixes = [ids[r, :n] for r, n in enumerate(lengths)]
     segments = [np.zeros(n, "int32") for n in lengths]
-    cached = Seq2SeqDecoder(model, end_id=3, maxlen=10, minlen=6, use_cache=True)
-    full = Seq2SeqDecoder(model, end_id=3, maxlen=10, minlen=6, use_cache=False)
+    cached = Seq2SeqDecoder(model, end_id=3, maxlen=8, minlen=5, use_cache=True)
+    full = Seq2SeqDecoder(model, end_id=3, maxlen=8, minlen=5, use_cache=False)
     for search in (lambda d: d.greedy([prefixes, segments]),
                    lambda d: d.beam_search([prefixes, segments], topk=3)):
         a, b = search(cached), search(full)
-        assert len(a) == 3 and all(len(x) >= 6 for x in a)
+        assert len(a) == 3 and all(len(x) >= 5 for x in a)
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
     # The cached log-probabilities themselves follow the full model.
@@ -312,7 +312,7 @@ def test_keras_file_round_trip(model_name, tmp_path):
     states = hidden_states_model(loaded).predict([TOKENS, SEGMENTS], verbose=0)
     np.testing.assert_array_equal(states[-1], expected[0])
     assert layerwise_lr_decay(loaded, 0.5) == layerwise_lr_decay(builder.model, 0.5)
-    if application == "unilm":
+    if model_name in ("albert", "nezha"):  # decoding after reload; all families decode above
         prefix = [TOKENS[:, :4], SEGMENTS[:, :4]]
         ours = Seq2SeqDecoder(builder.model, end_id=3, maxlen=4).greedy(prefix)
         theirs = Seq2SeqDecoder(loaded, end_id=3, maxlen=4).greedy(prefix)
