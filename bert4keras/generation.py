@@ -456,6 +456,7 @@ class Seq2SeqDecoder(AutoRegressiveDecoder):
         from bert4keras.models import builder_of
 
         builder = builder_of(model)
+        self.builder = builder
         self.model = builder.model
         self.use_cache = use_cache
         if builder.application == "encoder":
@@ -491,6 +492,7 @@ class Seq2SeqDecoder(AutoRegressiveDecoder):
         token_ids, segment_ids = inputs
         rows, length = token_ids.shape
         if states is None:
+            self._check_prefix(token_ids, segment_ids)
             capacity = length + self.maxlen + 1
             logprobs, cache = self.cache.prefill(token_ids, segment_ids, capacity)
             key_valid = np.zeros((rows, capacity), bool)
@@ -524,8 +526,20 @@ class Seq2SeqDecoder(AutoRegressiveDecoder):
         return (logprobs[indices], cache, key_valid[indices], lengths[indices], fed[indices],
                 pending[indices])
 
+    def _check_prefix(self, token_ids, segment_ids):
+        """Refuse ids out of range, and prefix + maxlen beyond a position table."""
+        builder = self.builder
+        builder.model.check_inputs([token_ids, segment_ids])
+        longest = int((token_ids > 0).sum(axis=1).max()) + self.maxlen + (self.start_id is not None)
+        if builder.absolute_positions and longest > builder.max_position:
+            raise ValueError(
+                f"maxlen must leave room in the model's {builder.max_position} positions "
+                f"(max_position): the longest prefix plus maxlen={self.maxlen} needs {longest}"
+            )
+
     def _predict_full(self, inputs, output_ids):
         token_ids, segment_ids = inputs
+        self._check_prefix(token_ids, segment_ids)
         lengths = (token_ids > 0).sum(axis=1)
         total = lengths + output_ids.shape[1]
         width = int(-(-total.max() // 16) * 16)

@@ -84,3 +84,18 @@ def test_limits_survive_keras_round_trip(model, tmp_path):
     ids[0, 0] = -5
     with pytest.raises(ValueError, match="token ids must be in"):
         loaded.predict([ids, segs], verbose=0)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_decoder_refuses_bad_prefixes_and_overlong_maxlen(use_cache):
+    from bert4keras.generation import Seq2SeqDecoder
+
+    lm = build_transformer_model(application="lm", with_mlm=True, **TINY)
+    ids, segs = _inputs(length=5)
+    decoder = Seq2SeqDecoder(lm, end_id=3, maxlen=7, use_cache=use_cache)
+    assert len(decoder.greedy([ids, segs])) == 2  # 5 + 7 = 12 positions: fits
+    with pytest.raises(ValueError, match=r"12 positions \(max_position\).*maxlen=8 needs 13"):
+        Seq2SeqDecoder(lm, end_id=3, maxlen=8, use_cache=use_cache).greedy([ids, segs])
+    ids[0, 1] = 77
+    with pytest.raises(ValueError, match=r"input 'Input-Token': token ids must be in \[0, 60\).*got 77"):
+        decoder.greedy([ids, segs])

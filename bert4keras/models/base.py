@@ -785,6 +785,10 @@ class Transformer:
             activation=activation, dtype="float32",
         )
 
+    def mlm_activation(self):
+        """The activation of the MLM transform (`MLM-Dense`)."""
+        return backend.get_activation(self.hidden_act)
+
     def mlm_logits(self, x):
         """BERT's MLM transform, then the tied token embedding, then a bias."""
         y = self.apply(
@@ -792,7 +796,7 @@ class Transformer:
             keras.layers.Dense,
             "MLM-Dense",
             units=self.embedding_size,
-            activation=backend.get_activation(self.hidden_act),
+            activation=self.mlm_activation(),
             kernel_initializer=self.initializer,
         )
         y = self.norm(y, "MLM-Norm")

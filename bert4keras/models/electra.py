@@ -1,6 +1,7 @@
 """ELECTRA: a BERT encoder with the replaced-token discriminator head."""
 import keras
 
+from bert4keras.backend import get_activation
 from bert4keras.checkpoints import dense_variables
 from bert4keras.models.base import register
 from bert4keras.models.bert import BERT, block_variables, embedding_variables, head_variables
@@ -39,22 +40,16 @@ class ELECTRA(BERT):
         return outputs + [self.head("discriminator", x)]
 
     def apply_discriminator_head(self, x):
-        from bert4keras.backend import get_activation
-
         x = self.apply(x, keras.layers.Dense, "Discriminator-Dense", units=self.hidden_size,
                        activation=get_activation(self.hidden_act), kernel_initializer=self.initializer)
         activation = "sigmoid" if self.with_discriminator is True else self.with_discriminator
         return self.apply(x, keras.layers.Dense, "Discriminator-Prediction", units=1,
                           activation=activation, kernel_initializer=self.initializer, dtype="float32")
 
-    def mlm_logits(self, x):
+    def mlm_activation(self):
         # The generator head's activation is the exact GELU whatever
         # `hidden_act` says (transformers' ElectraGeneratorPredictions).
-        hidden_act, self.hidden_act = self.hidden_act, "gelu"
-        try:
-            return super().mlm_logits(x)
-        finally:
-            self.hidden_act = hidden_act
+        return get_activation("gelu")
 
     def variable_mapping(self):
         g, h = "electra/", "electra."
