@@ -16,6 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from bert4keras.sequences import sequence_padding
+
 _NEG = -1e30  # log-probability of impossible tokens (finite, so sums stay finite)
 
 
@@ -475,9 +477,6 @@ class Seq2SeqDecoder(AutoRegressiveDecoder):
             self._full = compile_function(_stateless_model_call(builder.model))
 
     def _repeat(self, inputs, n):
-        # snippets re-exports this module's classes, so import it lazily.
-        from bert4keras.snippets import sequence_padding
-
         padded = [np.asarray(sequence_padding(x) if not isinstance(x, np.ndarray) else x, "int32")
                   for x in inputs]
         return super()._repeat(padded, n)

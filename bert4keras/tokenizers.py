@@ -15,7 +15,7 @@ import sys
 import unicodedata
 from itertools import chain
 
-from bert4keras.snippets import truncate_sequences
+from bert4keras.sequences import truncate_sequences
 
 __all__ = ["load_vocab", "save_vocab", "Tokenizer", "SpTokenizer", "TokenizerBase"]
 
