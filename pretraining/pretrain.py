@@ -160,12 +160,13 @@ def lr_schedule(warmup_steps, train_steps, end_lr_ratio):
 
 
 def schedule_value(step, schedule):
-    """The multiplier of `lr_schedule` at `step` (numpy, for logging)."""
-    points = sorted(schedule.items())
-    if points[0][0] != 0:
-        points = [(0, 0.0)] + points
-    xs, ys = zip(*points)
-    return float(np.interp(step, xs, ys))
+    """The multiplier of `lr_schedule` at `step`, for logging: the value of
+    the optimizer's own `piecewise_linear`."""
+    import keras
+
+    from bert4keras.optimizers import piecewise_linear
+
+    return float(keras.ops.convert_to_numpy(piecewise_linear(step, schedule)))
 
 
 # ---------------------------------------------------------------------------
@@ -191,13 +192,35 @@ def _log(message, enabled=True):
         print(message, flush=True)
 
 
+class _Run:
+    """What the steps of `run` share: the arguments, then each step's results."""
+
+    def __init__(self, args):
+        self.args = args
+
+
 def run(args, strategy=None):
     """Train as `args` (the parsed command line) says; returns a summary dict.
 
     `strategy` replaces the one `args.strategy` names. Pass one when training
     several times in one process: two strategies over the same devices in a
     process may mix up their collective operations.
+
+    The steps: strategy, checks of the inputs, build, state (checkpoint and
+    resume), the training loop, export.
     """
+    r = _Run(args)
+    _setup_strategy(r, strategy)
+    _check_inputs(r)
+    _build(r)
+    _restore_state(r)
+    _compile_steps(r)
+    _train_loop(r)
+    return _export(r)
+
+
+def _setup_strategy(r, strategy):
+    args = r.args
     if args.cpu_devices:
         devices = configure_cpu_devices(args.cpu_devices)
         if args.strategy != "mirrored":
@@ -206,9 +229,6 @@ def run(args, strategy=None):
         devices = None
     import keras
     import tensorflow as tf
-
-    from bert4keras.models import build_transformer_model
-    from pretraining.model import build_pretraining_model, masked_lm_loss
 
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError("pretraining.pretrain runs on tf.distribute and needs KERAS_BACKEND=tensorflow, "
@@ -219,64 +239,96 @@ def run(args, strategy=None):
 
     if strategy is None:
         strategy = make_strategy(args.strategy, tpu=args.tpu, devices=devices)
-    is_chief, task_id = worker_role(strategy)
-    replicas = strategy.num_replicas_in_sync
-    if args.batch_size % replicas:
-        raise ValueError(f"--batch-size {args.batch_size} is not divisible by the {replicas} replicas")
+    r.strategy = strategy
+    r.is_chief, r.task_id = worker_role(strategy)
+    r.replicas = strategy.num_replicas_in_sync
+    if args.batch_size % r.replicas:
+        raise ValueError(f"--batch-size {args.batch_size} is not divisible by the {r.replicas} replicas")
 
-    meta, files = data_lib.check_records(args.data, seq_len=args.seq_len,
-                                         max_predictions=args.max_predictions)
-    seq_len, max_predictions = meta["seq_len"], meta["max_predictions_per_seq"]
-    model_config = _read_json(args.config, "--config")
-    if meta["vocab_size"] != model_config.get("vocab_size"):
+
+def _check_inputs(r):
+    """The records against the expected shapes and the model config."""
+    args = r.args
+    r.meta, r.files = data_lib.check_records(args.data, seq_len=args.seq_len,
+                                             max_predictions=args.max_predictions)
+    r.seq_len, r.max_predictions = r.meta["seq_len"], r.meta["max_predictions_per_seq"]
+    model_config = _read_model_config(args.config)
+    if r.meta["vocab_size"] != model_config.get("vocab_size"):
         raise data_lib.DataError(
-            f"records in {args.data!r} use a vocabulary of {meta['vocab_size']} tokens, but "
+            f"records in {args.data!r} use a vocabulary of {r.meta['vocab_size']} tokens, but "
             f"{args.config!r} has vocab_size={model_config.get('vocab_size')}")
 
     from bert4keras.models import MODELS
 
-    positions = model_config.get("max_position_embeddings")
-    if MODELS[args.model].absolute_positions and positions is not None and positions < seq_len:
-        raise ValueError(f"records have seq_len={seq_len} but {args.config!r} has only "
+    positions = model_config.get("max_position")
+    if MODELS[args.model].absolute_positions and positions is not None and positions < r.seq_len:
+        raise ValueError(f"records have seq_len={r.seq_len} but {args.config!r} has only "
                          f"max_position_embeddings={positions}")
 
-    output_dir = args.output_dir
-    ckpt_dir = os.path.join(output_dir, "checkpoints")
-    os.makedirs(output_dir, exist_ok=True)
-    if is_chief:
-        _check_run_config(output_dir, args)
+    r.output_dir = args.output_dir
+    r.ckpt_dir = os.path.join(r.output_dir, "checkpoints")
+    os.makedirs(r.output_dir, exist_ok=True)
+    if r.is_chief:
+        _check_run_config(r.output_dir, args)
 
-    policy = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}[args.mixed_precision]
+
+def _build(r):
+    """The model and its optimizer, built under the strategy and the precision policy."""
+    import keras
+
+    from bert4keras.models import build_transformer_model
+    from pretraining.model import build_pretraining_model
+
+    args = r.args
+    r.policy = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}[args.mixed_precision]
     previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
+    keras.config.set_dtype_policy(r.policy)
     try:
-        with strategy.scope():
-            builder = build_transformer_model(
+        with r.strategy.scope():
+            r.builder = build_transformer_model(
                 args.config, args.init_checkpoint, model=args.model, with_mlm="linear",
                 with_pool=not args.no_pooler, return_keras_model=False)
-            model = build_pretraining_model(builder, max_predictions=max_predictions)
+            r.model = build_pretraining_model(r.builder, max_predictions=r.max_predictions)
             optimizer = make_optimizer(
                 args.optimizer, args.learning_rate, args.weight_decay, args.warmup_steps,
                 args.train_steps, args.end_lr_ratio, args.grad_accum_steps, args.clip_norm)
             if args.mixed_precision == "fp16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-            optimizer.build(model.trainable_variables)
+            optimizer.build(r.model.trainable_variables)
+            r.optimizer = optimizer
     finally:
         keras.config.set_dtype_policy(previous_policy)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    checkpoint = tf.train.Checkpoint(model=_checkpoint_variables(builder.model), optimizer=optimizer, step=step)
-    save_dir = ckpt_dir if is_chief else os.path.join(ckpt_dir, f"workertemp_{task_id}")
-    manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=args.keep_checkpoints,
-                                         checkpoint_name="ckpt")
-    latest = tf.train.latest_checkpoint(ckpt_dir)
-    if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-        _log(f"resumed from {latest} at step {int(step.numpy())}", is_chief)
-    start = int(step.numpy())
-    _log(f"{type(strategy).__name__} with {replicas} replica(s); global batch {args.batch_size} x "
-         f"{args.grad_accum_steps} accumulation x {meta['seq_len']} tokens; {meta['masking']} masking; "
-         f"precision {policy}{'; XLA' if args.xla else ''}", is_chief)
 
+
+def _restore_state(r):
+    """The checkpoint (weights, seed states, optimizer, step); resumes from the latest."""
+    import tensorflow as tf
+
+    args = r.args
+    r.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    r.checkpoint = tf.train.Checkpoint(model=_checkpoint_variables(r.builder.model),
+                                       optimizer=r.optimizer, step=r.step)
+    r.save_dir = r.ckpt_dir if r.is_chief else os.path.join(r.ckpt_dir, f"workertemp_{r.task_id}")
+    r.manager = tf.train.CheckpointManager(r.checkpoint, r.save_dir, max_to_keep=args.keep_checkpoints,
+                                           checkpoint_name="ckpt")
+    latest = tf.train.latest_checkpoint(r.ckpt_dir)
+    if latest:
+        r.checkpoint.restore(latest).assert_existing_objects_matched()
+        _log(f"resumed from {latest} at step {int(r.step.numpy())}", r.is_chief)
+    r.start = int(r.step.numpy())
+    _log(f"{type(r.strategy).__name__} with {r.replicas} replica(s); global batch {args.batch_size} x "
+         f"{args.grad_accum_steps} accumulation x {r.meta['seq_len']} tokens; {r.meta['masking']} masking; "
+         f"precision {r.policy}{'; XLA' if args.xla else ''}", r.is_chief)
+
+
+def _compile_steps(r):
+    """The distributed input and the compiled training step."""
+    import tensorflow as tf
+
+    from pretraining.model import masked_lm_loss
+
+    args, strategy, optimizer, model = r.args, r.strategy, r.optimizer, r.model
+    replicas, files, meta, start = r.replicas, r.files, r.meta, r.start
     accum = args.grad_accum_steps
 
     def dataset_fn(context):
@@ -289,8 +341,8 @@ def run(args, strategy=None):
             shard_index=context.input_pipeline_id, split=local)
 
     dataset = strategy.distribute_datasets_from_function(dataset_fn)
-    iterator = iter(dataset)
-    variables = model.trainable_variables
+    r.iterator = iter(dataset)
+    variables = r.variables = model.trainable_variables
     fp16 = args.mixed_precision == "fp16"
     # Under a strategy (even of one replica) the optimizer's cross-replica
     # updates go through merge_call, which XLA cannot compile; the default
@@ -342,6 +394,16 @@ def run(args, strategy=None):
     def weights_finite():
         return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
 
+    r.train_chunk, r.weights_finite = train_chunk, weights_finite
+
+
+def _train_loop(r):
+    """Runs the updates from `r.start` to `--train-steps`: logs, checkpoints, stops on NaN."""
+    import tensorflow as tf
+
+    args, is_chief, ckpt_dir = r.args, r.is_chief, r.ckpt_dir
+    output_dir, start, accum, seq_len = r.output_dir, r.start, args.grad_accum_steps, r.seq_len
+    fp16 = args.mixed_precision == "fp16"
     writer = tf.summary.create_file_writer(os.path.join(output_dir, "logs")) if is_chief else None
     log_path = os.path.join(output_dir, "train_log.jsonl")
     if is_chief:
@@ -355,7 +417,7 @@ def run(args, strategy=None):
         progress = tqdm(total=total, initial=start, unit="step", desc="pretraining", dynamic_ncols=True)
     say = progress.write if progress is not None else print
     schedule = lr_schedule(args.warmup_steps, args.train_steps, args.end_lr_ratio)
-    rates, history = [], []
+    r.rates, r.history = [], []
     current = start
     try:
         while current < total:
@@ -363,10 +425,10 @@ def run(args, strategy=None):
             n = min(args.steps_per_execution, total - current, next_save - current)
             began = time.perf_counter()
             try:
-                out = train_chunk(iterator, tf.constant(n * accum, tf.int32)).numpy()
+                out = r.train_chunk(r.iterator, tf.constant(n * accum, tf.int32)).numpy()
             except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
                 # Only a full scan tells a bad record from another error.
-                bad = data_lib.find_bad_file(files, meta["masking"], seq_len, max_predictions)
+                bad = data_lib.find_bad_file(r.files, r.meta["masking"], seq_len, r.max_predictions)
                 if bad is not None:
                     raise bad from e
                 raise
@@ -382,27 +444,27 @@ def run(args, strategy=None):
                     f"loss is {losses[bad_steps[0]]} at step {first}; stopping without saving. "
                     f"{_last_good(ckpt_dir)} Lower --learning-rate, raise --warmup-steps or set "
                     "--clip-norm, then re-run the same command to resume from it.")
-            step.assign(current + n)
+            r.step.assign(current + n)
             if current > start:  # the first call of a process includes tracing
-                rates.append(tokens_per_sec)
+                r.rates.append(tokens_per_sec)
             records = []
             for k in range(n):
                 s = current + k + 1
                 records.append({"step": s, "loss": float(losses[k]), "accuracy": float(accuracy[k]),
                                 "learning_rate": args.learning_rate * schedule_value(s - 1, schedule),
                                 "tokens_per_sec": tokens_per_sec})
-            history.extend(records)
+            r.history.extend(records)
             if is_chief:
                 with open(log_path, "a", encoding="utf-8") as f:
-                    for r in records:
-                        f.write(json.dumps(r) + "\n")
+                    for rec in records:
+                        f.write(json.dumps(rec) + "\n")
                 with writer.as_default():
-                    for r in records:
+                    for rec in records:
                         for key in ("loss", "accuracy", "learning_rate"):
-                            _scalar("train/" + key, r[key], r["step"])
+                            _scalar("train/" + key, rec[key], rec["step"])
                     _scalar("train/tokens_per_sec", tokens_per_sec, current + n)
                     if fp16:
-                        _scalar("train/loss_scale", float(optimizer.dynamic_scale.numpy()), current + n)
+                        _scalar("train/loss_scale", float(r.optimizer.dynamic_scale.numpy()), current + n)
                 writer.flush()
             current += n
             if progress is not None:
@@ -413,27 +475,34 @@ def run(args, strategy=None):
                 _log(f"step {current}/{total} loss {losses[-1]:.4f} acc {accuracy[-1]:.3f} "
                      f"tokens/s {tokens_per_sec:,.0f}")
             if current % args.save_every == 0 or current == total:
-                if not bool(weights_finite().numpy()):
+                if not bool(r.weights_finite().numpy()):
                     raise NonFiniteLossError(
                         f"weights became NaN or Inf at step {current}; stopping without saving. "
                         f"{_last_good(ckpt_dir)}")
-                path = manager.save(checkpoint_number=current)
+                path = r.manager.save(checkpoint_number=current)
                 if not is_chief:
-                    shutil.rmtree(save_dir, ignore_errors=True)
+                    shutil.rmtree(r.save_dir, ignore_errors=True)
                 if is_chief:
                     say(f"checkpoint saved: step {current} {path}")
                     sys.stdout.flush()
     finally:
         if progress is not None:
             progress.close()
-    summary = {"start_step": start, "step": current, "history": history,
-               "tokens_per_sec": float(np.median(rates)) if rates else None,
-               "num_replicas": replicas, "checkpoint": tf.train.latest_checkpoint(ckpt_dir)}
-    if is_chief and not args.no_export:
-        summary.update(export(builder, os.path.join(output_dir, "export"), args.vocab))
+    r.current = current
+
+
+def _export(r):
+    """The summary; the chief also exports the Google checkpoint and the Keras file."""
+    import tensorflow as tf
+
+    summary = {"start_step": r.start, "step": r.current, "history": r.history,
+               "tokens_per_sec": float(np.median(r.rates)) if r.rates else None,
+               "num_replicas": r.replicas, "checkpoint": tf.train.latest_checkpoint(r.ckpt_dir)}
+    if r.is_chief and not r.args.no_export:
+        summary.update(export(r.builder, os.path.join(r.output_dir, "export"), r.args.vocab))
         _log(f"exported {summary['google_checkpoint']} and {summary['keras_model']}")
     digest = hashlib.sha256()
-    for v in variables:
+    for v in r.variables:
         digest.update(np.ascontiguousarray(v.numpy()).tobytes())
     summary["weights_sha256"] = digest.hexdigest()
     return summary
@@ -502,14 +571,14 @@ def _last_good(ckpt_dir):
     return f"The last good checkpoint is {latest}."
 
 
-def _read_json(path, flag):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{flag}: file not found: {path!r}")
+def _read_model_config(path):
+    """`bert4keras.models.read_config`, with errors that name the flag."""
+    from bert4keras.models import read_config
+
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{flag}: {path!r} is not valid JSON: {e}") from None
+        return read_config(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise type(e)(f"--config: {e}") from None
 
 
 def _check_run_config(output_dir, args):
