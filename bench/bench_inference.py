@@ -97,18 +97,37 @@ def block(x):
     np.asarray(first)
 
 
+def timed_calls(fn, n):
+    """Seconds of each of `n` calls of `fn`, its output waited for."""
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        block(fn())
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def interleave(runners, warmup, rounds, iters):
+    """Per-call seconds of each runner, rounds interleaved.
+
+    A runner takes a call count and returns the seconds of each call
+    (`timed_calls`, or a peer worker in another process). Every runner first
+    runs `warmup` untimed calls; then each round runs `iters` timed calls of
+    every runner in turn.
+    """
+    for run in runners.values():
+        run(warmup)
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            times[name].extend(run(iters))
+    return times
+
+
 def time_interleaved(fns, warmup, rounds, iters):
     """Median seconds per call of each function, rounds interleaved."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            block(fn())
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            for _ in range(iters):
-                start = time.perf_counter()
-                block(fn())
-                times[name].append(time.perf_counter() - start)
+    runners = {name: (lambda f: lambda n: timed_calls(f, n))(fn) for name, fn in fns.items()}
+    times = interleave(runners, warmup, rounds, iters)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
