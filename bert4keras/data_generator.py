@@ -51,7 +51,7 @@ class DataGenerator:
 
     def __init__(self, data, batch_size=32, buffer_size=None, seed=None):
         if int(batch_size) < 1:
-            raise ValueError("DataGenerator(batch_size=...): must be >= 1, got %r" % (batch_size,))
+            raise ValueError("DataGenerator: `batch_size` must be >= 1, got %r" % (batch_size,))
         self.data = data
         self.batch_size = int(batch_size)
         self.buffer_size = int(buffer_size or self.batch_size * 1000)
@@ -194,9 +194,9 @@ class DataGenerator:
 
         workers = int(workers)
         if workers < 1:
-            raise ValueError("to_dataset(workers=...): must be >= 1, got %r" % (workers,))
+            raise ValueError("DataGenerator.to_dataset: `workers` must be >= 1, got %r" % (workers,))
         if padded_batch and batched:
-            raise ValueError("to_dataset: padded_batch and batched are exclusive")
+            raise ValueError("DataGenerator.to_dataset: `padded_batch` and `batched` must not both be True; pass one")
 
         first = None
         if types is None or shapes is None:
@@ -204,7 +204,7 @@ class DataGenerator:
                 first = item
                 break
             if first is None:
-                raise ValueError("to_dataset: __iter__ yielded nothing, cannot infer types/shapes")
+                raise ValueError("DataGenerator.to_dataset: `types` and `shapes` must be given when __iter__ yields nothing")
         structure = _to_tuples(types) if types is not None else _infer_structure(first)
         if types is None:
             types = _map_structure(structure, lambda leaf: _leaf_dtype(leaf), first)
@@ -307,7 +307,8 @@ def _map_structure(structure, fn, item):
         return {k: _map_structure(structure[k], fn, item[k]) for k in structure}
     if isinstance(structure, tuple):
         if len(structure) != len(item):
-            raise ValueError("to_dataset: item has %d parts, types describe %d" % (len(item), len(structure)))
+            raise ValueError("DataGenerator.to_dataset: `types` must describe each item, got %d parts for %d"
+                % (len(structure), len(item)))
         return tuple(_map_structure(s, fn, x) for s, x in zip(structure, item))
     return fn(item)
 
@@ -322,7 +323,8 @@ def _flatten_up_to(structure, item):
         elif isinstance(s, tuple):
             if len(s) != len(x):
                 raise ValueError(
-                    "DataGenerator item has %d parts where types/shapes describe %d" % (len(x), len(s))
+                    "DataGenerator.to_dataset: `types`/`shapes` must describe each item, got %d parts for %d"
+                    % (len(s), len(x))
                 )
             for a, b in zip(s, x):
                 walk(a, b)

@@ -58,16 +58,16 @@ def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post", dtyp
            [4, 0, 0]])
     """
     if mode not in ("post", "pre"):
-        raise ValueError('sequence_padding(mode=...): expected "post" or "pre", got %r' % (mode,))
+        raise ValueError('sequence_padding: `mode` must be "post" or "pre", got %r' % (mode,))
     seq_dims = int(seq_dims)
     if seq_dims < 1:
-        raise ValueError("sequence_padding(seq_dims=...): must be >= 1, got %r" % (seq_dims,))
+        raise ValueError("sequence_padding: `seq_dims` must be >= 1, got %r" % (seq_dims,))
     inputs = list(inputs)
     lengths, leaves = [0] * seq_dims, []
     for i, x in enumerate(inputs):
         if _is_leaf_scalar(x) or not hasattr(x, "__len__"):
             raise ValueError(
-                "sequence_padding(inputs=...): sample %d is %r, not a sequence" % (i, type(x).__name__)
+                "sequence_padding: `inputs` must hold sequences, got sample %d of type %r" % (i, type(x).__name__)
             )
         _nested_max(x, 0, seq_dims, lengths, leaves)
     if length is not None:
@@ -76,11 +76,11 @@ def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post", dtyp
         length = [int(l) for l in length]
         if len(length) != seq_dims:
             raise ValueError(
-                "sequence_padding(length=...): expected %d lengths for seq_dims=%d, got %r"
+                "sequence_padding: `length` must give %d lengths for seq_dims=%d, got %r"
                 % (seq_dims, seq_dims, length)
             )
         if min(length) < 0:
-            raise ValueError("sequence_padding(length=...): lengths must be >= 0, got %r" % (length,))
+            raise ValueError("sequence_padding: `length` must be >= 0, got %r" % (length,))
     else:
         length = lengths
     if leaves:
@@ -98,7 +98,7 @@ def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post", dtyp
             _fill(out[i], x, 0, seq_dims, length, mode)
         except ValueError as e:
             raise ValueError(
-                "sequence_padding: sample %d does not fit the common trailing shape %s: %s"
+                "sequence_padding: `inputs` must share one trailing shape, got sample %d that does not fit %s: %s"
                 % (i, trailing, e)
             ) from None
     return out
@@ -177,18 +177,19 @@ def truncate_sequences(maxlen, indices, *sequences):
     """
     maxlen = int(maxlen)
     if maxlen < 0:
-        raise ValueError("truncate_sequences(maxlen=...): must be >= 0, got %r" % (maxlen,))
+        raise ValueError("truncate_sequences: `maxlen` must be >= 0, got %r" % (maxlen,))
     if isinstance(indices, (list, tuple)):
         if len(indices) != len(sequences):
             raise ValueError(
-                "truncate_sequences(indices=...): %d indices for %d sequences" % (len(indices), len(sequences))
+                "truncate_sequences: `indices` must give one index per sequence, got %d for %d sequences"
+                % (len(indices), len(sequences))
             )
         pairs = [(s, i) for s, i in zip(sequences, indices) if s]
     else:
         pairs = [(s, indices) for s in sequences if s]
     for s, _ in pairs:
         if not isinstance(s, list):
-            raise TypeError("truncate_sequences: sequences must be lists, got %s" % type(s).__name__)
+            raise TypeError("truncate_sequences: `sequences` must be lists, got %s" % type(s).__name__)
     targets = _truncate_lengths([len(s) for s, _ in pairs], maxlen)
     for (s, index), target in zip(pairs, targets):
         _drop_at(s, int(index), len(s) - target)

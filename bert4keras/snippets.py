@@ -70,7 +70,7 @@ class open:  # noqa: A001 - same name as in bert4keras, on purpose
 
     def __init__(self, name, mode="r", encoding="utf-8", errors="strict", indexable=False, limit=None):
         if mode not in ("r", "w", "a"):
-            raise ValueError("open(mode=...): expected 'r', 'w' or 'a', got %r" % (mode,))
+            raise ValueError("open: `mode` must be 'r', 'w' or 'a', got %r" % (mode,))
         self.name = name
         self.mode = mode
         self.encoding = encoding
@@ -196,7 +196,7 @@ class ViterbiDecoder:
     def __init__(self, trans, starts=None, ends=None):
         self.trans = np.asarray(trans, dtype=np.float64)
         if self.trans.ndim != 2 or self.trans.shape[0] != self.trans.shape[1]:
-            raise ValueError("ViterbiDecoder(trans=...): expected a square matrix, got shape %s" % (self.trans.shape,))
+            raise ValueError("ViterbiDecoder: `trans` must be a square matrix, got shape %s" % (self.trans.shape,))
         self.num_labels = self.trans.shape[0]
         self.non_starts = self._complement(starts, "starts")
         self.non_ends = self._complement(ends, "ends")
@@ -207,7 +207,7 @@ class ViterbiDecoder:
         allowed = set(int(i) for i in allowed)
         bad = [i for i in allowed if not 0 <= i < self.num_labels]
         if bad:
-            raise ValueError("ViterbiDecoder(%s=...): tags %s outside 0..%d" % (name, bad, self.num_labels - 1))
+            raise ValueError("ViterbiDecoder: `%s` must hold tags in 0..%d, got %s" % (name, self.num_labels - 1, bad))
         return [i for i in range(self.num_labels) if i not in allowed]
 
     def decode(self, nodes):
@@ -219,7 +219,7 @@ class ViterbiDecoder:
         nodes = np.array(nodes, dtype=np.float64)
         if nodes.ndim != 2 or nodes.shape[1] != self.num_labels:
             raise ValueError(
-                "ViterbiDecoder.decode(nodes=...): expected shape [seq_len, %d], got %s"
+                "ViterbiDecoder.decode: `nodes` must have shape [seq_len, %d], got %s"
                 % (self.num_labels, nodes.shape)
             )
         length = nodes.shape[0]

@@ -44,13 +44,13 @@ def _check_pattern(arg_name, pattern):
     """Raises unless `pattern` is a string that compiles as a regex."""
     if not isinstance(pattern, str):
         raise TypeError(
-            f"`{arg_name}`: patterns must be strings, got {pattern!r}"
+            f"`{arg_name}` patterns must be strings, got {pattern!r}"
         )
     try:
         re.compile(pattern)
     except re.error as e:
         raise ValueError(
-            f"`{arg_name}`: invalid regular expression {pattern!r}: {e}"
+            f"`{arg_name}` patterns must be regular expressions, got {pattern!r}: {e}"
         ) from None
 
 

@@ -66,15 +66,15 @@ class ExtendedOptimizer(OptimizerPipeline):
         config = dict(config)
         if "base_optimizer" not in config or "extensions" not in config:
             raise ValueError(
-                "An ExtendedOptimizer config needs 'base_optimizer' and "
-                f"'extensions'; got keys {sorted(config)}"
+                "`config` must have 'base_optimizer' and 'extensions' (an "
+                f"ExtendedOptimizer config), got keys {sorted(config)}"
             )
         klass = _resolve_base(config.pop("base_optimizer"), custom_objects)
         for extension in config.pop("extensions"):
             if extension not in _MIXINS:
                 raise ValueError(
-                    f"Unknown optimizer extension {extension!r}; known: "
-                    f"{sorted(_MIXINS)}"
+                    f"`extensions` must be among {sorted(_MIXINS)}, "
+                    f"got {extension!r}"
                 )
             klass = _extend(klass, _MIXINS[extension])
         return super(ExtendedOptimizer, klass).from_config(
@@ -100,7 +100,8 @@ def _resolve_base(spec, custom_objects=None):
         klass = getattr(keras.optimizers, spec.get("class_name", ""), None)
     if not (isinstance(klass, type) and issubclass(klass, keras.Optimizer)):
         raise TypeError(
-            f"Cannot find the base optimizer class {spec!r}; register it with "
+            "`base_optimizer` must name a Keras optimizer class, got "
+            f"{spec!r}; register it with "
             "`keras.saving.register_keras_serializable` or pass it in "
             "`custom_objects`."
         )
@@ -110,13 +111,14 @@ def _resolve_base(spec, custom_objects=None):
 def _extend(base, mixin, name=None):
     if not (isinstance(base, type) and issubclass(base, keras.Optimizer)):
         raise TypeError(
-            "extend_with_* expects a keras.optimizers.Optimizer subclass "
+            "`BaseOptimizer` must be a keras.optimizers.Optimizer subclass "
             f"(e.g. keras.optimizers.Adam), got {base!r}"
         )
     if issubclass(base, keras.optimizers.LossScaleOptimizer):
         raise TypeError(
-            "Extend the inner optimizer class, then wrap the instance in "
-            "keras.optimizers.LossScaleOptimizer."
+            "`BaseOptimizer` must not be a LossScaleOptimizer, got "
+            f"{base.__name__}; extend the inner optimizer class, then wrap "
+            "the instance in keras.optimizers.LossScaleOptimizer."
         )
     if issubclass(base, ExtendedOptimizer):
         core = base

@@ -134,15 +134,15 @@ class OptimizerPipeline:
             trainable_variables = list(built_variables(self))
             if len(grads) != len(trainable_variables):
                 raise ValueError(
-                    f"Got {len(grads)} gradients for an optimizer built on "
-                    f"{len(trainable_variables)} variables."
+                    "`grads` must have one gradient per variable the optimizer "
+                    f"was built on ({len(trainable_variables)}), got {len(grads)}"
                 )
         else:
             trainable_variables = list(trainable_variables)
             if len(grads) != len(trainable_variables):
                 raise ValueError(
-                    f"Got {len(grads)} gradients for "
-                    f"{len(trainable_variables)} variables."
+                    "`grads` must have one gradient per variable "
+                    f"({len(trainable_variables)}), got {len(grads)}"
                 )
             if not self.built:
                 with keras.name_scope(self.name, caller=self):
@@ -155,7 +155,7 @@ class OptimizerPipeline:
             missing = [_variable_path(v) for g, v in pairs if g is None]
             pairs = [(g, v) for g, v in pairs if g is not None]
             if not pairs:
-                raise ValueError("No gradients provided for any variable.")
+                raise ValueError("`grads` must not all be None, got only None")
             if missing:
                 warnings.warn(
                     f"Gradients do not exist for variables {missing} when "
