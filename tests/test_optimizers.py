@@ -748,6 +748,43 @@ def test_config_round_trip_rebuilds_the_class():
     assert clone2.get_config() == opt.get_config()
 
 
+def test_each_composed_class_has_its_own_stable_registered_name():
+    # The name is spelled out by hand from the base and the ordered
+    # extensions; the user's class name and composition history play no part.
+    wd = bo.extend_with_weight_decay(keras.optimizers.Adam, "SomeName")
+    wd_ema = bo.extend_with_exponential_moving_average(wd)
+    ema_wd = bo.extend_with_weight_decay(bo.extend_with_exponential_moving_average(keras.optimizers.Adam))
+    sgd_wd = bo.extend_with_weight_decay(keras.optimizers.SGD)
+    expected = {
+        wd: "bert4keras>Adam+weight_decay",
+        wd_ema: "bert4keras>Adam+weight_decay+exponential_moving_average",
+        ema_wd: "bert4keras>Adam+exponential_moving_average+weight_decay",
+        sgd_wd: "bert4keras>SGD+weight_decay",
+    }
+    for cls, name in expected.items():
+        assert cls.registered_name == name
+        assert keras.saving.get_registered_object(name) is cls
+    assert len({cls.registered_name for cls in expected}) == len(expected)
+    # composing the same classes again gives the same class
+    assert bo.extend_with_exponential_moving_average(wd) is wd_ema
+    # files keep naming the loader, which still resolves to the loader
+    loader = "bert4keras>ExtendedOptimizer"
+    assert keras.saving.get_registered_object(loader) is bo.ExtendedOptimizer
+    opt = wd_ema(learning_rate=0.1, weight_decay_rate=0.01, ema_momentum=0.9)
+    config = json.loads(json.dumps(keras.optimizers.serialize(opt)))
+    assert config["registered_name"] == loader
+    # in a process that composed the stack, loading gives that very class
+    assert type(keras.optimizers.deserialize(config)) is wd_ema
+    # a foreign class with a clashing name is not mistaken for the stack
+    keras.saving.get_custom_objects()[wd_ema.registered_name] = bo.ExtendedOptimizer
+    try:
+        clone = keras.optimizers.deserialize(config)
+        assert type(clone) is not bo.ExtendedOptimizer
+        assert type(clone)._extensions == wd_ema._extensions
+    finally:
+        keras.saving.get_custom_objects()[wd_ema.registered_name] = wd_ema
+
+
 def _train_steps(model, steps, seed):
     rng = np.random.RandomState(seed)
     for _ in range(steps):

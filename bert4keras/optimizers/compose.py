@@ -1,12 +1,21 @@
 """Composition: the one list of extensions, the `extend_with_*` factories,
 and the serialization that rebuilds a composed class from its config.
 
-A composed class saves the config of its base optimizer plus
-`base_optimizer` and `extensions`, under the one registered name
-`bert4keras>ExtendedOptimizer` (the loader). Keras resolves a registered
-name by table lookup only, so a name per composed class would not load in a
-process that has not composed that class; the loader rebuilds any of them
-from the recorded extensions, which are the class's stable identity.
+Names. Each composed class has its own registered name, derived from its
+base optimizer and its ordered extensions only (so the same composition
+gets the same name in every process, whatever the class is called):
+`bert4keras>Adam+weight_decay+exponential_moving_average`. Keras'
+registry resolves that name to the class (`keras.saving.
+get_registered_object`), and a config loaded in a process that composed
+the same stack rebuilds an instance of that very class.
+
+Saved configs record the loader's name, `bert4keras>ExtendedOptimizer`,
+plus `base_optimizer` and `extensions`. Keras resolves a registered name by
+exact table lookup (and imports modules only for its own packages), so a
+per-class name in a file would not load in a process that has not composed
+that class; the loader rebuilds any composition from the recorded
+extensions, which is also how files written before the per-class names
+load.
 """
 
 import keras
@@ -23,7 +32,7 @@ from bert4keras.optimizers.learning_rates import (
 from bert4keras.optimizers.lookahead import _Lookahead
 from bert4keras.optimizers.pipeline import OptimizerPipeline
 
-_REGISTERED_NAME = "ExtendedOptimizer"
+_LOADER_NAME = "ExtendedOptimizer"
 _PACKAGE = "bert4keras"
 # Composed classes are reached through the package, wherever they are built.
 _PUBLIC_MODULE = "bert4keras.optimizers"
@@ -48,7 +57,10 @@ _MIXINS = {m._extension_name: m for m in EXTENSIONS}
 
 class ExtendedOptimizer(OptimizerPipeline):
     """Shared base of every `extend_with_*` class (not used on its own): the
-    pipeline of `OptimizerPipeline`, saved and loaded with its extensions."""
+    pipeline of `OptimizerPipeline`, saved and loaded with its extensions.
+    `registered_name` is each composed class's own name in Keras' registry."""
+
+    registered_name = f"{_PACKAGE}>{_LOADER_NAME}"
 
     def get_config(self):
         config = super().get_config()
@@ -69,25 +81,46 @@ class ExtendedOptimizer(OptimizerPipeline):
                 "`config` must have 'base_optimizer' and 'extensions' (an "
                 f"ExtendedOptimizer config), got keys {sorted(config)}"
             )
-        klass = _resolve_base(config.pop("base_optimizer"), custom_objects)
-        for extension in config.pop("extensions"):
+        base = _resolve_base(config.pop("base_optimizer"), custom_objects)
+        extensions = tuple(config.pop("extensions"))
+        for extension in extensions:
             if extension not in _MIXINS:
                 raise ValueError(
                     f"`extensions` must be among {sorted(_MIXINS)}, "
                     f"got {extension!r}"
                 )
-            klass = _extend(klass, _MIXINS[extension])
+        # A class this process composed with the same stack, else a new one.
+        klass = keras.saving.get_registered_object(registered_name_of(base, extensions))
+        if not (
+            isinstance(klass, type)
+            and issubclass(klass, ExtendedOptimizer)
+            and klass._base_optimizer is base
+            and klass._extensions == extensions
+        ):
+            klass = base
+            for extension in extensions:
+                klass = _extend(klass, _MIXINS[extension])
         return super(ExtendedOptimizer, klass).from_config(
             config, custom_objects=custom_objects
         )
 
 
+# Saved configs name the loader; `from_config` rebuilds the class from the
+# recorded extensions.
+keras.saving.register_keras_serializable(_PACKAGE, _LOADER_NAME)(ExtendedOptimizer)
 
-# Deserialization resolves every composed class through this one registered
-# name; `from_config` then rebuilds the class from the recorded extensions.
-keras.saving.register_keras_serializable(_PACKAGE, _REGISTERED_NAME)(
-    ExtendedOptimizer
-)
+
+def registered_name_of(base, extensions):
+    """The registered name of the composition of `extensions` (in order) on
+    the optimizer class `base`, e.g. `bert4keras>Adam+weight_decay`.
+
+    Example:
+    >>> registered_name_of(keras.optimizers.Adam, ["weight_decay"])
+    'bert4keras>Adam+weight_decay'
+    """
+    base_name = keras.saving.get_registered_name(base).replace(">", ".")
+    return f"{_PACKAGE}>" + "+".join((base_name,) + tuple(extensions))
+
 
 def _resolve_base(spec, custom_objects=None):
     registered = spec.get("registered_name")
@@ -125,32 +158,59 @@ def _extend(base, mixin, name=None):
         for existing in base._extensions:
             if _MIXINS[existing]._family == mixin._family:
                 raise ValueError(
-                    f"{base.__name__} already has the extension {existing!r}"
+                    f"`BaseOptimizer` must not have a {mixin._family} extension "
+                    f"yet, got {base.__name__}, which already has the extension "
+                    f"{existing!r}; add each extension once."
                 )
     else:
-        core = type(
-            base.__name__,
-            (ExtendedOptimizer, base),
-            {"__module__": _PUBLIC_MODULE, "_base_optimizer": base, "_extensions": ()},
+        core = _known(base, (), base.__name__, ExtendedOptimizer) or _register(
+            type(
+                base.__name__,
+                (ExtendedOptimizer, base),
+                {
+                    "__module__": _PUBLIC_MODULE,
+                    "_base_optimizer": base,
+                    "_extensions": (),
+                    "registered_name": registered_name_of(base, ()),
+                },
+            )
         )
     name = name or f"{base.__name__}{mixin._suffix}"
-    cls = type(
-        name,
-        (mixin, core),
-        {
-            "__module__": _PUBLIC_MODULE,
-            "__qualname__": name,
-            "__doc__": (mixin.__doc__ or "") + f"\n    Base: {base.__name__}.\n",
-            "_extensions": core._extensions + (mixin._extension_name,),
-        },
+    extensions = core._extensions + (mixin._extension_name,)
+    known = _known(core._base_optimizer, extensions, name, core)
+    if known is not None:
+        return known  # the same composition of the same classes: the same class
+    return _register(
+        type(
+            name,
+            (mixin, core),
+            {
+                "__module__": _PUBLIC_MODULE,
+                "__qualname__": name,
+                "__doc__": (mixin.__doc__ or "") + f"\n    Base: {base.__name__}.\n",
+                "_extensions": extensions,
+                "registered_name": registered_name_of(core._base_optimizer, extensions),
+            },
+        )
     )
-    keras.saving.register_keras_serializable(_PACKAGE, _REGISTERED_NAME)(cls)
-    # Registering `cls` also points the name at it; point it back at the
-    # loader, so that looking the name up does not depend on which class was
-    # composed last.
-    keras.saving.register_keras_serializable(_PACKAGE, _REGISTERED_NAME)(
-        ExtendedOptimizer
-    )
+
+
+def _known(base, extensions, name, parent):
+    """The registered class `name` of this composition on `parent`, if any."""
+    known = keras.saving.get_registered_object(registered_name_of(base, extensions))
+    if known is not None and known.__name__ == name and parent in known.__bases__:
+        return known
+    return None
+
+
+def _register(cls):
+    # Looked up by its own name; the last class composed with a stack wins.
+    keras.saving.get_custom_objects()[cls.registered_name] = cls
+    # Serialized under the loader's name (see the module docstring). Keras
+    # sets a class's serialized name only together with that name's lookup
+    # entry, so point the entry back at the loader afterwards.
+    keras.saving.register_keras_serializable(_PACKAGE, _LOADER_NAME)(cls)
+    keras.saving.register_keras_serializable(_PACKAGE, _LOADER_NAME)(ExtendedOptimizer)
     return cls
 
 
