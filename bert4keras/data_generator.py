@@ -190,6 +190,7 @@ class DataGenerator:
         >>> ds = gen.to_dataset(types=("int32", "int32"), shapes=([None], [None]),
         ...                     names=("Input-Token", "Input-Segment"), padded_batch=True)
         """
+        import keras
         import tensorflow as tf
 
         workers = int(workers)
@@ -207,10 +208,10 @@ class DataGenerator:
                 raise ValueError("DataGenerator.to_dataset: `types` and `shapes` must be given when __iter__ yields nothing")
         structure = _to_tuples(types) if types is not None else _infer_structure(first)
         if types is None:
-            types = _map_structure(structure, lambda leaf: _leaf_dtype(leaf), first)
+            types = _up_to(structure, _leaf_dtype, first)
         types = _to_tuples(types)
         if shapes is None:
-            shapes = _map_structure(structure, lambda leaf: [None] * np.ndim(leaf), first)
+            shapes = _up_to(structure, lambda leaf: [None] * np.ndim(leaf), first)
         shapes = _to_tuples(shapes, leaf_is_list=True)
 
         dtypes = [tf.as_dtype(t).as_numpy_dtype for t in _flatten_up_to(structure, types)]
@@ -218,8 +219,8 @@ class DataGenerator:
         if names is not None:
             types, shapes = wrap(types), wrap(shapes)
 
-        signature = _zip_structure(
-            types, shapes, lambda t, s: tf.TensorSpec(shape=list(s), dtype=tf.as_dtype(t))
+        signature = _up_to(
+            types, lambda t, s: tf.TensorSpec(shape=list(s), dtype=tf.as_dtype(t)), types, shapes
         )
 
         if seed is None:
@@ -229,7 +230,9 @@ class DataGenerator:
             shard = self._shard(int(worker), workers, int(epoch_seed) & 0xFFFFFFFFFFFF, random)
             for item in shard.__iter__(random):
                 item = _flatten_up_to(structure, item)
-                item = _pack(structure, [np.asarray(x, dtype=d) for x, d in zip(item, dtypes)])
+                item = keras.tree.pack_sequence_as(
+                    structure, [np.asarray(x, dtype=d) for x, d in zip(item, dtypes)]
+                )
                 yield wrap(item) if names is not None else item
 
         def from_worker(worker, epoch_seed):
@@ -249,7 +252,7 @@ class DataGenerator:
             num_parallel_calls=workers if workers > 1 else None, deterministic=False,
         )
         if padded_batch:
-            padded_shapes = _zip_structure(types, shapes, lambda t, s: list(s))
+            padded_shapes = _up_to(types, lambda t, s: list(s), types, shapes)
             dataset = dataset.padded_batch(self.batch_size, padded_shapes=padded_shapes)
         elif not batched:
             dataset = dataset.batch(self.batch_size)
@@ -270,8 +273,8 @@ class _Strided:
         return itertools.islice(iter(self.data), self.worker, None, self.workers)
 
 
-# -- small structure helpers for to_dataset (tuples and dicts are structure,
-# everything else is a leaf) ------------------------------------------------------
+# -- structure helpers for to_dataset (tuples and dicts are structure, a list is
+# a shape or a leaf); the walking itself is keras.tree's ------------------------
 def _to_tuples(x, leaf_is_list=False):
     if isinstance(x, dict):
         return {k: _to_tuples(v, leaf_is_list) for k, v in x.items()}
@@ -294,66 +297,36 @@ def _is_structure_seq(x):
     return False
 
 
+_LEAF = "leaf"  # a placeholder leaf (keras.tree treats None as no leaf in `up_to`)
+
+
 def _infer_structure(item):
     if isinstance(item, dict):
         return {k: _infer_structure(v) for k, v in item.items()}
     if _is_structure_seq(item):
         return tuple(_infer_structure(v) for v in item)
-    return None
+    return _LEAF
 
 
-def _map_structure(structure, fn, item):
-    if isinstance(structure, dict):
-        return {k: _map_structure(structure[k], fn, item[k]) for k in structure}
-    if isinstance(structure, tuple):
-        if len(structure) != len(item):
-            raise ValueError("DataGenerator.to_dataset: `types` must describe each item, got %d parts for %d"
-                % (len(structure), len(item)))
-        return tuple(_map_structure(s, fn, x) for s, x in zip(structure, item))
-    return fn(item)
+def _up_to(structure, fn, *items):
+    """`keras.tree.map_structure_up_to`: the leaves of `structure` may be
+    nested deeper in `items` (a shape list, a ragged sample)."""
+    import keras
+
+    try:
+        return keras.tree.map_structure_up_to(structure, fn, *items)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(
+            "DataGenerator.to_dataset: `types` and `shapes` must have the nesting "
+            f"of each item (tuples, dicts), got types {structure!r} for an item "
+            f"{items[-1]!r:.200}; pass `types`/`shapes` that describe each part"
+        ) from e
 
 
 def _flatten_up_to(structure, item):
-    out = []
-
-    def walk(s, x):
-        if isinstance(s, dict):
-            for k in s:
-                walk(s[k], x[k])
-        elif isinstance(s, tuple):
-            if len(s) != len(x):
-                raise ValueError(
-                    "DataGenerator.to_dataset: `types`/`shapes` must describe each item, got %d parts for %d"
-                    % (len(s), len(x))
-                )
-            for a, b in zip(s, x):
-                walk(a, b)
-        else:
-            out.append(x)
-
-    walk(structure, item)
-    return out
-
-
-def _pack(structure, flat):
-    it = iter(flat)
-
-    def build(s):
-        if isinstance(s, dict):
-            return {k: build(s[k]) for k in s}
-        if isinstance(s, tuple):
-            return tuple(build(v) for v in s)
-        return next(it)
-
-    return build(structure)
-
-
-def _zip_structure(types, shapes, fn):
-    if isinstance(types, dict):
-        return {k: _zip_structure(types[k], shapes[k], fn) for k in types}
-    if isinstance(types, tuple):
-        return tuple(_zip_structure(t, s, fn) for t, s in zip(types, shapes))
-    return fn(types, shapes)
+    flat = []
+    _up_to(structure, flat.append, item)
+    return flat
 
 
 def _leaf_dtype(leaf):

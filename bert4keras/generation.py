@@ -65,15 +65,15 @@ def _log_softmax(x):
 
 def _tree_take(tree, indices):
     """Gather rows `indices` (axis 0) of every array in a nested structure."""
-    if tree is None:
-        return None
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_tree_take(t, indices) for t in tree)
-    if isinstance(tree, dict):
-        return {k: _tree_take(v, indices) for k, v in tree.items()}
-    if isinstance(tree, np.ndarray):
-        return tree[indices]
-    return ops.take(tree, ops.convert_to_tensor(indices, "int32"), axis=0)
+
+    def take(x):
+        if x is None:
+            return None
+        if isinstance(x, np.ndarray):
+            return x[indices]
+        return ops.take(x, ops.convert_to_tensor(indices, "int32"), axis=0)
+
+    return keras.tree.map_structure(take, tree)
 
 
 class AutoRegressiveDecoder:
@@ -414,6 +414,10 @@ class KVCache:
         `rows[i]` is the cache row that hypothesis i continues (beam search
         reordering); by default row i continues row i.
         """
+        capacity = cache[0]["k"].shape[1]
+        if not 0 <= int(slot) < capacity:
+            raise ValueError(f"slot must be in [0, {capacity}) (the cache capacity), got {slot}; "
+                             "make a cache long enough for the prefix plus every new token")
         column = lambda a: np.asarray(a, "int32").reshape(-1, 1)  # noqa: E731
         key_valid = np.asarray(key_valid, bool)
         rows = np.arange(len(key_valid), dtype="int32") if rows is None else np.asarray(rows, "int32")
@@ -425,7 +429,8 @@ class Seq2SeqDecoder(AutoRegressiveDecoder):
     """Decoder for bert4keras LM / UniLM models, with or without a KV cache.
 
     Inputs are `[token_ids, segment_ids]` for a batch of prefixes (padded
-    arrays or ragged lists). For UniLM the prefix is `[CLS] source [SEP]` and
+    arrays or ragged lists), or `[token_ids]` for models without segments
+    (GPT-2, GPT2-ML). For UniLM the prefix is `[CLS] source [SEP]` and
     generated tokens get segment 1; for an LM they get segment 0.
 
     Args:
@@ -461,6 +466,11 @@ class Seq2SeqDecoder(AutoRegressiveDecoder):
         self.builder = builder
         self.model = builder.model
         self.use_cache = use_cache
+        if getattr(builder, "is_encoder_decoder", False):
+            raise ValueError(
+                f"model {builder.model.name!r} is an encoder-decoder ({builder.model_type!r}); "
+                "Seq2SeqDecoder decodes UniLM and LM models: use EncoderDecoderGenerator"
+            )
         if builder.application == "encoder":
             raise ValueError("Seq2SeqDecoder needs a model built with application='lm' or 'unilm'")
         if not builder.with_mlm:
@@ -479,6 +489,8 @@ class Seq2SeqDecoder(AutoRegressiveDecoder):
     def _repeat(self, inputs, n):
         padded = [np.asarray(sequence_padding(x) if not isinstance(x, np.ndarray) else x, "int32")
                   for x in inputs]
+        if len(padded) == 1 and len(self.model.inputs) == 1:  # GPT-2: token ids only
+            padded.append(np.zeros_like(padded[0]))
         return super()._repeat(padded, n)
 
     @AutoRegressiveDecoder.wraps(default_rtype="logprobs", use_states=True)
@@ -565,13 +577,15 @@ def _variable_values(model):
 def _stateless_model_call(model):
     """`(values, ids, segs) -> MLM output` for `compile_function`."""
     variables = list(model.variables)
+    arity = len(model.inputs)  # GPT-2 takes token ids alone
 
     def call(values, ids, segs):
+        inputs = [ids, segs][:arity]
         if keras.backend.backend() == "jax":
             with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                out = model([ids, segs], training=False)
+                out = model(inputs, training=False)
         else:
-            out = model([ids, segs], training=False)
+            out = model(inputs, training=False)
         return out[-1] if isinstance(out, (list, tuple)) else out
 
     return call
