@@ -34,7 +34,8 @@ def _use_fused_attention():
 class AttentionMask(keras.layers.Layer):
     """Builds the boolean attention mask from `[token_ids, segment_ids]`.
 
-    Padded keys (token id 0) are always masked. On top of that:
+    Padded keys (token id 0) are always masked (the inputs may also be
+    `[token_ids]` alone, except for 'unilm'). On top of that:
     - 'bidirectional': nothing else (BERT encoder), shape (batch, 1, 1, keys);
     - 'causal': query i sees keys j <= i (language model);
     - 'unilm': query i sees key j when `cumsum(segment_ids)[j] <=
@@ -51,7 +52,8 @@ class AttentionMask(keras.layers.Layer):
         self.mode = mode
 
     def call(self, inputs):
-        token_ids, segment_ids = inputs
+        # `[token_ids]` alone suffices for 'bidirectional' and 'causal' (GPT-2).
+        token_ids, segment_ids = inputs if len(inputs) == 2 else (inputs[0], None)
         mask = backend.padding_mask(token_ids)
         if self.mode == "causal":
             mask = ops.logical_and(mask, backend.causal_mask(ops.shape(token_ids)[1]))
@@ -110,6 +112,15 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         max_relative_position: NEZHA's functional relative positions, clipped
             at this distance (None: none).
         kernel_initializer: initializer of the projection kernels.
+        attention_scale: multiplies the query-key logits; None (default)
+            means `1 / sqrt(key_size)`. T5 uses 1.0 (its scale is folded into
+            the query weights).
+
+    The call also takes `attention_bias`, added to the float32 logits
+    (broadcastable to (batch, heads, q_len, k_len); T5's relative position
+    bias). A cache without a `slot` holds fixed keys/values (T5's
+    cross-attention over the encoder, from `key_values`): the call then
+    projects only the queries.
 
     Example:
     ```python
@@ -131,9 +142,11 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         rotary_value=False,
         max_relative_position=None,
         kernel_initializer="glorot_uniform",
+        attention_scale=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.attention_scale = None if attention_scale is None else float(attention_scale)
         if max_relative_position is not None and (
             isinstance(max_relative_position, bool) or int(max_relative_position) < 1
         ):
@@ -226,6 +239,16 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
                 vw = self._rotate(vw, k_position_ids)
         return qw, kw, vw
 
+    def key_values(self, k, v):
+        """Projected (batch, length, heads, size) keys and values of `k` and `v`.
+
+        A cache of these (`{"k": ..., "v": ...}`, no `slot`) serves every
+        later call over the same keys (cross-attention while decoding).
+        """
+        if self.rotary or self.max_relative_position is not None:
+            raise ValueError(f"{self.name}: fixed keys/values need an attention without positions")
+        return self._heads(self.k_dense(k), self.key_size), self._heads(self.v_dense(v), self.head_size)
+
     def _rotate(self, x, positions):
         sin, cos = backend.rotary_sin_cos(positions, x.shape[-1], dtype=x.dtype)
         return backend.apply_rotary(x, sin, cos)
@@ -245,6 +268,7 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         dropout_keep=None,
         q_positions=None,
         k_positions=None,
+        attention_bias=None,
     ):
         """Attention over projected (batch, length, heads, size) tensors.
 
@@ -256,11 +280,11 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         and `k_positions` ((batch, length) int) place queries and keys for
         relative positions; by default both are `arange(length)`.
         """
-        scale = 1.0 / math.sqrt(self.key_size)
+        scale = 1.0 / math.sqrt(self.key_size) if self.attention_scale is None else self.attention_scale
         use_dropout = bool(training) and self.attention_dropout > 0
         relative = self._relative_features(qw, kw, q_positions, k_positions)
         if (not return_attention_scores and not use_dropout and relative is None
-                and _use_fused_attention()):
+                and attention_bias is None and _use_fused_attention()):
             context = ops.dot_product_attention(qw, kw, vw, mask=attention_mask, scale=scale)
             probs = None
         else:
@@ -268,6 +292,8 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
             if relative is not None:
                 logits = logits + self._relative_einsum("btnh,{}tsh->bnts", qw, relative)
             logits = ops.cast(logits, "float32") * scale
+            if attention_bias is not None:
+                logits = logits + ops.cast(attention_bias, "float32")
             if attention_mask is not None:
                 logits = ops.where(attention_mask, logits, -backend.large_value("float32"))
             probs = ops.softmax(logits, axis=-1)
@@ -338,8 +364,14 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         training=None,
         dropout_keep=None,
         cache=None,
+        attention_bias=None,
     ):
         q, k, v = self._unpack(inputs)
+        if cache is not None and "slot" not in cache:  # fixed keys/values (cross-attention)
+            qw = self._heads(self.q_dense(q), self.key_size)
+            context, _ = self.attend(qw, cache["k"], cache["v"], attention_mask, training=training,
+                                     attention_bias=attention_bias)
+            return self.o_dense(context), cache
         if cache is not None and position_ids is None:
             raise ValueError(f"{self.name}: a cached call needs position_ids")
         qw, kw, vw = self.project(
@@ -365,6 +397,7 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
             dropout_keep=dropout_keep,
             q_positions=q_positions,
             k_positions=k_positions,
+            attention_bias=attention_bias,
         )
         output = self.o_dense(context)
         if cache is not None:
@@ -398,4 +431,6 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
             max_relative_position=self.max_relative_position,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
         )
+        if self.attention_scale is not None:  # configs of earlier files stay the same
+            config["attention_scale"] = self.attention_scale
         return config

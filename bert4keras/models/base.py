@@ -441,6 +441,11 @@ class Transformer:
     hf_prefix = ""
     # Default epsilon of the family's norms.
     default_layer_norm_eps = 1e-12
+    # The application `build_transformer_model` uses when none is given.
+    default_application = "encoder"
+    # Config `model_type`s of other registered names this family also reads
+    # (an HF 't5' config for model='t5.1.1').
+    config_model_types = ()
 
     def __init__(
         self,
@@ -825,8 +830,29 @@ class Transformer:
             description=f"{self.model_type!r} model {self.model.name!r}",
         )
 
+    @classmethod
+    def check_config(cls, config, source):
+        """Validate (and complete) builder arguments read from a config; raises `ValueError`."""
+        _check_config(config, source)
+
+    @classmethod
+    def recognizes(cls, reader):
+        """Whether `reader` holds this family's variable names (False: unknown).
+
+        Families whose names no `hf_prefix` identifies (T5, GPT-2) answer
+        here, so other families refuse their checkpoints by name.
+        """
+        return False
+
     def check_checkpoint(self, reader):
         """Refuse a checkpoint of another registered family, before any lookup."""
+        if not type(self).recognizes(reader):
+            for name, cls in sorted(MODELS.items()):
+                if cls is not type(self) and cls.recognizes(reader):
+                    raise ValueError(
+                        f"checkpoint {reader.source!r} holds a {name!r} model, but "
+                        f"model={self.model_type!r} was built; pass model={name!r}"
+                    )
         if reader.format != "hf" or not self.hf_prefix:
             return
         if any(n.startswith(self.hf_prefix) for n in reader.names):
@@ -882,7 +908,7 @@ def build_transformer_model(
     config_path=None,
     checkpoint_path=None,
     model="bert",
-    application="encoder",
+    application=None,
     return_keras_model=True,
     **kwargs,
 ):
@@ -898,7 +924,8 @@ def build_transformer_model(
         model: a registered name (`bert4keras.models.model_names()`: 'bert',
             'roberta', 'roformer', 'albert', 'albert_unshared', 'nezha',
             'electra', 'roformer_v2') or a `Transformer` subclass.
-        application: 'encoder', 'lm' (causal mask) or 'unilm'.
+        application: 'encoder', 'lm' (causal mask) or 'unilm'; None: the
+            family's default ('encoder'; 'lm' for GPT-2).
         return_keras_model: return the `keras.Model` (default) or the builder,
             which holds it as `.model`, its `.structure` and the checkpoint
             name table.
@@ -937,7 +964,8 @@ def build_transformer_model(
     source = config.pop("_source", None)
     config_model_type = config.pop("_model_type", None)
     if config_model_type and config_model_type in MODELS and config_model_type != model_class.model_type \
-            and MODELS[config_model_type] is not model_class:
+            and MODELS[config_model_type] is not model_class \
+            and config_model_type not in model_class.config_model_types:
         raise ValueError(
             f"config {source!r} is for model_type {config_model_type!r}, but model={model!r} "
             f"was requested; pass model={config_model_type!r}"
@@ -946,7 +974,9 @@ def build_transformer_model(
     keys = dict(CONFIG_KEYS, **model_class.config_keys)
     for key, value in kwargs.items():
         config[keys.get(key, key)] = value
-    _check_config(config, source)
+    model_class.check_config(config, source)
+    if application is None:
+        application = model_class.default_application
 
     builder = model_class(application=application, **config)
     builder.build()
