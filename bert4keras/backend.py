@@ -9,11 +9,20 @@ import keras
 import numpy as np
 from keras import ops
 
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+
 
 @keras.saving.register_keras_serializable(package="bert4keras")
 def gelu_erf(x):
-    """Exact GELU, `x * Phi(x)`; what `hidden_act='gelu'` means in BERT configs."""
-    return ops.gelu(x, approximate=False)
+    """Exact GELU, `x * Phi(x)`; what `hidden_act='gelu'` means in BERT configs.
+
+    Written with `erf` rather than `ops.gelu(approximate=False)`: TensorFlow's
+    version goes through `erfc`, which XLA expands into two rational
+    approximations, an exponential and three divisions per element; `erf` is
+    one polynomial ratio. On a MiniLM forward (8 x 128, TF + XLA, CPU) that is
+    about 2% of the time. Both are exact GELU to float32 rounding.
+    """
+    return 0.5 * x * (1.0 + ops.erf(x * _SQRT_HALF))
 
 
 @keras.saving.register_keras_serializable(package="bert4keras")

@@ -1,11 +1,12 @@
 """Reference checkpoints and outputs from the original bert4keras 0.11.5 (tf.keras).
 
-Run outside the repo's environment, in a venv with the original library:
+Run outside the repo's environment, in a venv with the original library
+($B4K_ENV is any directory for it):
 
-    python -m venv /work/refenv_b4k
-    /work/refenv_b4k/bin/pip install tensorflow-cpu tf-keras
-    /work/refenv_b4k/bin/pip install --no-deps bert4keras==0.11.5
-    TF_KERAS=1 TF_USE_LEGACY_KERAS=1 /work/refenv_b4k/bin/python tests/data/make_family_reference_b4k.py
+    python -m venv $B4K_ENV
+    $B4K_ENV/bin/pip install tensorflow-cpu tf-keras
+    $B4K_ENV/bin/pip install --no-deps bert4keras==0.11.5
+    TF_KERAS=1 TF_USE_LEGACY_KERAS=1 $B4K_ENV/bin/python tests/data/make_family_reference_b4k.py
 
 It writes tests/data/families/<case>/ for the cases albert_b4k, nezha_b4k,
 electra_b4k and roformer_v2_b4k, each with:

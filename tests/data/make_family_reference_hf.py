@@ -1,8 +1,8 @@
 """Reference checkpoints and outputs from transformers on PyTorch (separate env).
 
-    python -m venv /work/refenv_hf
-    /work/refenv_hf/bin/pip install torch==2.13.0 transformers safetensors numpy  # CPU torch
-    /work/refenv_hf/bin/python tests/data/make_family_reference_hf.py
+    python -m venv $HF_ENV
+    $HF_ENV/bin/pip install torch==2.13.0 transformers safetensors numpy  # CPU torch
+    $HF_ENV/bin/python tests/data/make_family_reference_hf.py
 
 It writes tests/data/families/<case>/ for albert_hf (AlbertForMaskedLM),
 electra_hf (ElectraForPreTraining, the discriminator) and
