@@ -25,8 +25,8 @@ Peers:
   exact erf form), and `BertMaskedLM` with every position given as a mask
   position for training, as in bench/bench_pretraining.py;
 - bert4keras 0.11.5 on tf-keras, in its own interpreter (`--b4k-python`,
-  default env B4K_PYTHON, else /work/refenv_b4k/bin/python; see
-  tests/data/make_family_reference_b4k.py for that environment), run with
+  default env B4K_PYTHON; see tests/data/make_family_reference_b4k.py for
+  that environment), run with
   TF_KERAS=1 TF_USE_LEGACY_KERAS=1 as a persistent worker that gets "run n
   calls" commands on stdin and answers with the call times on stdout. A
   missing interpreter is a printed note and the rows run without it.
@@ -353,7 +353,7 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--dropout", type=float, default=0.1, help="dropout of the training row")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPUs for every process")
-    parser.add_argument("--b4k-python", default=os.environ.get("B4K_PYTHON", "/work/refenv_b4k/bin/python"),
+    parser.add_argument("--b4k-python", default=os.environ.get("B4K_PYTHON", ""),
                         help="interpreter with bert4keras==0.11.5 and tf-keras (env B4K_PYTHON)")
     parser.add_argument("--no-keras-hub", action="store_true", help="leave keras-hub out")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes, for a smoke test")
@@ -398,7 +398,7 @@ def main(argv=None):
     pin_threads(args.threads)
     notes = []
     peer_worker = None
-    if not os.path.exists(args.b4k_python):
+    if not args.b4k_python or not os.path.exists(args.b4k_python):
         notes.append(f"no bert4keras 0.11.5 interpreter at {args.b4k_python}; pass --b4k-python "
                      "(or set B4K_PYTHON); its peer is left out")
     elif any(PEERS[2] in args.specs[r]["peers"] for r in args.row_names):
