@@ -150,7 +150,11 @@ class SafetensorsReader(CheckpointReader):
                 try:
                     weight_map = json.load(f)["weight_map"]
                 except (json.JSONDecodeError, KeyError) as e:
-                    raise ValueError(f"malformed safetensors index {path!r}: {e}") from None
+                    raise ValueError(
+                        f"safetensors index {path!r}: the file must be JSON with a "
+                        f"'weight_map', got {type(e).__name__}: {e}; re-download or "
+                        "rewrite the index"
+                    ) from None
             folder = os.path.dirname(path)
             files = {name: os.path.join(folder, shard) for name, shard in weight_map.items()}
         else:
@@ -161,7 +165,10 @@ class SafetensorsReader(CheckpointReader):
             try:
                 handle = safe_open(file, framework="numpy")
             except Exception as e:  # noqa: BLE001 - the library raises several types
-                raise ValueError(f"cannot read safetensors file {file!r}: {e}") from None
+                raise ValueError(
+                    f"safetensors file {file!r} must be readable, got: {e}; check that "
+                    "it is complete (re-download or re-convert it)"
+                ) from None
             self._handles[file] = handle
             for name in handle.keys():
                 self._file_of[name] = file
@@ -210,24 +217,30 @@ def open_checkpoint(path):
             "them to safetensors first." if pickles else ""
         )
         raise FileNotFoundError(
-            f"no checkpoint found in directory {path!r} (expected model.safetensors, "
-            f"model.safetensors.index.json or a single *.ckpt.index).{hint}"
+            f"`checkpoint_path` must be a directory holding model.safetensors, "
+            f"model.safetensors.index.json or a single *.ckpt.index, got {path!r}, "
+            f"which holds none of them.{hint}"
         )
     if path.endswith((".safetensors", ".safetensors.index.json")):
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"checkpoint file not found: {path!r}")
+            raise FileNotFoundError(
+                f"`checkpoint_path` must be an existing file, got {path!r}, which does "
+                "not exist; check the path"
+            )
         return SafetensorsReader(path)
     if path.endswith((".bin", ".pt", ".pth", ".pkl")):
         raise ValueError(
-            f"refusing to load {path!r}: pickled PyTorch files can run arbitrary code. "
-            "Convert the weights to safetensors."
+            f"`checkpoint_path` must be a safetensors file or a Google checkpoint, got "
+            f"{path!r}; refusing to load it: pickled PyTorch files can run arbitrary "
+            "code. Convert the weights to safetensors."
         )
     if path.endswith(".index"):
         path = path[: -len(".index")]
     if not os.path.isfile(path + ".index"):
         raise FileNotFoundError(
-            f"checkpoint not found: {path!r} (expected a Google checkpoint prefix with "
-            f"{path + '.index'!r}, a .safetensors file or an HF model directory)"
+            f"`checkpoint_path` must be a Google checkpoint prefix (with "
+            f"{path + '.index'!r}), a .safetensors file or an HF model directory, got "
+            f"{path!r}, which is none of them; check the path"
         )
     return GoogleCheckpointReader(path)
 
@@ -284,7 +297,10 @@ def load_checkpoint(model, table, checkpoint_path):
     missing, problems, values = [], [], []
     for var in table.variables:
         if var.path not in weights:
-            raise RuntimeError(f"name map refers to unknown Keras weight {var.path!r}")
+            raise RuntimeError(
+                f"{table.description}: the name table's Keras weights must exist in the "
+                f"model, got {var.path!r}, which does not; fix the family's name table"
+            )
         target = weights[var.path]
         wanted = _candidates(var.google if reader.format == "google" else var.hf)
         name = next((n for n in (reader.resolve(w, table.hf_prefix) for w in wanted) if n), None)
@@ -324,8 +340,9 @@ def load_checkpoint(model, table, checkpoint_path):
             lines.append(f"{len(problems)} variable(s) do not fit:")
             lines += ["  " + m for m in problems[:20]]
         raise ValueError(
-            f"cannot load checkpoint {reader.source!r} into {table.description}; "
-            "nothing was loaded.\n" + "\n".join(lines)
+            f"`checkpoint_path` must hold every variable of {table.description} in "
+            f"its shape, got {reader.source!r}, which does not; nothing was loaded. "
+            "Pass the checkpoint and config of this family and size.\n" + "\n".join(lines)
         )
     arrays = []
     for target, var, name, transpose in values:
@@ -357,8 +374,9 @@ def checkpoint_arrays(model, table):
         name = names[0]
         if name in arrays and not np.array_equal(arrays[name], array):
             raise ValueError(
-                f"Keras weights differ that checkpoint variable {name!r} would hold "
-                f"(one of them is {var.path}); this layout cannot store them"
+                f"checkpoint variable {name!r}: the Keras weights it stands for must be "
+                f"equal, got different arrays (one of them is {var.path}); this layout "
+                "cannot store them, so tie the weights or save with another table"
             )
         arrays[name] = np.ascontiguousarray(array)
     return arrays

@@ -77,6 +77,9 @@ def data_filename(prefix, shard, num_shards):
     return "%s.data-%05d-of-%05d" % (prefix, shard, num_shards)
 
 
+_REDO = "; re-download or re-copy the checkpoint"
+
+
 def _crc32c():
     try:
         import google_crc32c
@@ -409,7 +412,10 @@ class BundleReader:
             with open(index_path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
-            raise FileNotFoundError(f"checkpoint index not found: {index_path!r}") from None
+            raise FileNotFoundError(
+                f"checkpoint index not found: {index_path!r}; the checkpoint path must be "
+                "a TF checkpoint prefix (the path without .index), with its .index file there"
+            ) from None
         entries = {}
         key = None
         try:
@@ -424,12 +430,20 @@ class BundleReader:
             key = None
         except (_FormatError, UnicodeDecodeError) as e:
             where = f" (entry {key!r})" if key is not None else ""
-            raise ValueError(f"corrupt checkpoint index {index_path!r}{where}: {e}") from None
+            raise ValueError(
+                f"corrupt checkpoint index {index_path!r}{where}: {e}{_REDO}"
+            ) from None
         if header["endianness"] != 0:
-            raise ValueError(f"checkpoint {index_path!r} is big-endian, which is not supported")
+            raise ValueError(
+                f"checkpoint {index_path!r} must be little-endian, got a big-endian "
+                "bundle; re-save it on a little-endian machine"
+            )
         if header["min_consumer"] > _BUNDLE_VERSION or _BUNDLE_VERSION in header["bad_consumers"]:
-            raise ValueError(f"checkpoint {index_path!r} needs a newer reader (format version "
-                             f"{header['min_consumer']}, this reader reads {_BUNDLE_VERSION})")
+            raise ValueError(
+                f"checkpoint {index_path!r} must be in bundle format version "
+                f"{_BUNDLE_VERSION}, got one that needs a reader of version "
+                f"{header['min_consumer']}; read it with tf.train.load_checkpoint"
+            )
         self.num_shards = header["num_shards"]
         self._entries = entries
         self.names = set(entries)
@@ -444,19 +458,20 @@ class BundleReader:
             except FileNotFoundError:
                 raise FileNotFoundError(
                     f"data shard {path!r} of checkpoint {self.prefix!r} is missing "
-                    f"(its index lists {self.num_shards} shard(s))"
+                    f"(its index lists {self.num_shards} shard(s)); copy every data "
+                    "shard next to the index"
                 ) from None
         for name, entry in self._entries.items():
             if entry.sliced:
                 continue
             if entry.shard not in sizes:
                 raise ValueError(f"corrupt checkpoint index {self.prefix + '.index'!r}: variable "
-                                 f"{name!r} is in shard {entry.shard} of {self.num_shards}")
+                                 f"{name!r} is in shard {entry.shard} of {self.num_shards}{_REDO}")
             if entry.offset + entry.size > sizes[entry.shard]:
                 path = data_filename(self.prefix, entry.shard, self.num_shards)
                 raise ValueError(
                     f"data file {path!r} is truncated: variable {name!r} needs bytes up to "
-                    f"{entry.offset + entry.size}, the file has {sizes[entry.shard]}"
+                    f"{entry.offset + entry.size}, the file has {sizes[entry.shard]}{_REDO}"
                 )
 
     def __contains__(self, name):
@@ -466,7 +481,10 @@ class BundleReader:
         try:
             return self._entries[name]
         except KeyError:
-            raise KeyError(f"variable {name!r} is not in checkpoint {self.prefix!r}") from None
+            raise KeyError(
+                f"variable {name!r} is not in checkpoint {self.prefix!r}; its names are "
+                "in the reader's `names`"
+            ) from None
 
     def shape(self, name):
         """The shape of variable `name`, a tuple."""
@@ -485,7 +503,8 @@ class BundleReader:
             return np.dtype(object)
         if enum not in _NUMPY_OF_ENUM:
             raise ValueError(f"variable {name!r} of checkpoint {self.prefix!r} has dtype "
-                             f"{_ENUM_NAMES.get(enum, enum)!r}, which cannot be read")
+                             f"{_ENUM_NAMES.get(enum, enum)!r}, which cannot be read; convert "
+                             "it with TensorFlow to a numeric dtype")
         return _NUMPY_OF_ENUM[enum]
 
     def get(self, name):
@@ -499,7 +518,8 @@ class BundleReader:
         entry = self._entry(name)
         if entry.sliced:
             raise ValueError(f"variable {name!r} of checkpoint {self.prefix!r} is partitioned "
-                             "(saved in slices); partitioned variables are not supported")
+                             "(saved in slices); partitioned variables are not supported: "
+                             "re-save it unpartitioned")
         dtype = self.dtype(name)
         path = data_filename(self.prefix, entry.shard, self.num_shards)
         count = int(np.prod(entry.shape, dtype=np.int64))
@@ -509,6 +529,7 @@ class BundleReader:
                 raise ValueError(
                     f"corrupt checkpoint index {self.prefix + '.index'!r}: variable {name!r} "
                     f"of shape {entry.shape} has {entry.size} bytes, expected {count * itemsize}"
+                    f"{_REDO}"
                 )
         crc32c = _crc32c()
         raw = np.empty(entry.size, np.uint8)
@@ -518,14 +539,14 @@ class BundleReader:
             for start in range(0, entry.size, _CHUNK):
                 chunk = f.read(min(_CHUNK, entry.size - start))
                 if start + len(chunk) < min(start + _CHUNK, entry.size):
-                    raise ValueError(f"data file {path!r} is truncated inside variable {name!r}")
+                    raise ValueError(f"data file {path!r} is truncated inside variable {name!r}{_REDO}")
                 crc = crc32c.extend(crc, chunk)
                 raw[start:start + len(chunk)] = np.frombuffer(chunk, np.uint8)
         if entry.dtype == _DT_STRING:
             return self._strings(name, path, raw, entry)
         if _mask(crc) != entry.crc32c:
             raise ValueError(f"checksum mismatch for variable {name!r} in data file {path!r}: "
-                             "the file is corrupt")
+                             f"the file is corrupt{_REDO}")
         if entry.dtype == _DT_BFLOAT16 and dtype == np.float32:
             return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32).reshape(entry.shape)
         return raw.view(dtype).reshape(entry.shape)
@@ -550,7 +571,7 @@ class BundleReader:
         if lengths is None or pos + 4 + sum(lengths) != len(buf) or \
                 _mask(crc) != struct.unpack_from("<I", buf, pos)[0]:
             raise ValueError(f"checksum mismatch for variable {name!r} in data file {path!r}: "
-                             "the file is corrupt")
+                             f"the file is corrupt{_REDO}")
         crc = crc32c.extend(crc, buf[pos:pos + 4])
         pos += 4
         values = np.empty(count, dtype=object)
@@ -560,7 +581,7 @@ class BundleReader:
         crc = crc32c.extend(crc, buf[pos - sum(lengths):pos])
         if _mask(crc) != entry.crc32c:
             raise ValueError(f"checksum mismatch for variable {name!r} in data file {path!r}: "
-                             "the file is corrupt")
+                             f"the file is corrupt{_REDO}")
         return values.reshape(entry.shape)
 
 

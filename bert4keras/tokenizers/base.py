@@ -105,7 +105,8 @@ class TokenizerBase:
         if maxlen < len(specials):
             raise ValueError(
                 "maxlen must be at least %d for %s: its special tokens (%s) alone take %d "
-                "positions, got maxlen=%d" % (
+                "positions, got maxlen=%d; raise maxlen, or build the tokenizer with "
+                "token_start/token_end=None" % (
                     len(specials), "a text pair" if pair else "one text",
                     " + ".join(specials), len(specials), maxlen)
             )
@@ -145,7 +146,7 @@ class TokenizerBase:
         """
         if pattern not in ("S*E*E", "S*ES*E"):
             raise ValueError(
-                "encode(pattern=...): expected 'S*E*E' or 'S*ES*E', got %r" % (pattern,)
+                "encode: `pattern` must be 'S*E*E' or 'S*ES*E', got %r" % (pattern,)
             )
         if maxlen is not None:
             maxlen = self._check_room(maxlen, second_text is not None, pattern)
@@ -165,8 +166,8 @@ class TokenizerBase:
                 index = truncate_from
             else:
                 raise ValueError(
-                    "encode(truncate_from=...): expected 'right', 'left' or an int, "
-                    "got %r" % (truncate_from,)
+                    "encode: `truncate_from` must be 'right', 'left' or an int (the "
+                    "index to cut at), got %r" % (truncate_from,)
                 )
             # The second text still carries its start token here and loses
             # it afterwards, as in bert4keras, hence the extra slot.
@@ -201,7 +202,7 @@ class TokenizerBase:
         if isinstance(text, (list, tuple)):
             return self.tokens_to_ids(text)
         raise TypeError(
-            "encode(%s=...): expected a string or a list of tokens, got %s"
+            "encode: `%s` must be a string or a list of tokens, got %s"
             % (name, type(text).__name__)
         )
 
@@ -225,7 +226,10 @@ class TokenizerBase:
             them with `bert4keras.snippets.sequence_padding`.
         """
         if isinstance(first_texts, str):
-            raise TypeError("encode_batch(first_texts=...): expected a list of strings, got a string")
+            raise TypeError(
+                "encode_batch: `first_texts` must be a list of strings, got a string; "
+                "wrap one text in a list"
+            )
         if second_texts is None:
             pairs = ((t, None) for t in first_texts)
         else:
@@ -233,8 +237,8 @@ class TokenizerBase:
             second_texts = list(second_texts)
             if len(first_texts) != len(second_texts):
                 raise ValueError(
-                    "encode_batch: first_texts has %d items but second_texts has %d"
-                    % (len(first_texts), len(second_texts))
+                    "encode_batch: `second_texts` must have as many items as "
+                    "`first_texts` (%d), got %d" % (len(first_texts), len(second_texts))
                 )
             pairs = zip(first_texts, second_texts)
         batch_token_ids, batch_segment_ids = [], []
@@ -253,14 +257,14 @@ class TokenizerBase:
 
 def _check_text(text, name):
     if not isinstance(text, str):
-        raise TypeError("%s must be a string, got %s" % (name, type(text).__name__))
+        raise TypeError("`%s` must be a string, got %s" % (name, type(text).__name__))
 
 
 def _check_maxlen(maxlen):
     try:
         value = int(maxlen)
     except (TypeError, ValueError):
-        raise TypeError("maxlen must be an int, got %r" % (maxlen,)) from None
+        raise TypeError("`maxlen` must be an int, got %r" % (maxlen,)) from None
     if value != maxlen or value < 0:
-        raise ValueError("maxlen must be a non-negative int, got %r" % (maxlen,))
+        raise ValueError("`maxlen` must be a non-negative int, got %r" % (maxlen,))
     return value

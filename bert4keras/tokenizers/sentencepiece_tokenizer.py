@@ -34,9 +34,15 @@ class SpTokenizer(TokenizerBase):
         try:
             ok = self.sp_model.Load(str(sp_model_path))
         except (OSError, RuntimeError) as e:
-            raise OSError("SpTokenizer: cannot load SentencePiece model %r: %s" % (sp_model_path, e)) from None
+            raise OSError(
+                "SpTokenizer: `sp_model_path` must be a SentencePiece .model file, "
+                "got %r (%s)" % (sp_model_path, e)
+            ) from None
         if ok is False:
-            raise OSError("SpTokenizer: cannot load SentencePiece model %r" % (sp_model_path,))
+            raise OSError(
+                "SpTokenizer: `sp_model_path` must be a SentencePiece .model file, "
+                "got %r, which does not load" % (sp_model_path,)
+            )
         self._vocab_size = self.sp_model.get_piece_size()
         self._token_pad = self.sp_model.id_to_piece(self.sp_model.pad_id()) if self.sp_model.pad_id() >= 0 else None
         self._token_unk = self.sp_model.id_to_piece(self.sp_model.unk_id())
@@ -51,7 +57,8 @@ class SpTokenizer(TokenizerBase):
             token = getattr(self, "_token_%s" % name)
             if token is not None and not hasattr(self, "_token_%s_id" % name):
                 raise ValueError(
-                    "SpTokenizer(token_%s=%r): piece not in the SentencePiece model" % (name, token)
+                    "SpTokenizer: `token_%s` must be a piece of the SentencePiece model, got %r; "
+                    "pass one of its pieces, or None" % (name, token)
                 )
 
     def token_to_id(self, token):

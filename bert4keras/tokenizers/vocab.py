@@ -48,8 +48,8 @@ def load_vocab(dict_path, encoding="utf-8", simplified=False, startswith=None):
     for t in startswith or []:
         if t not in token_dict:
             raise KeyError(
-                "load_vocab(startswith=...): token %r is not in vocabulary %r"
-                % (t, dict_path)
+                "load_vocab: `startswith` tokens must be in the vocabulary %r, got %r; "
+                "list only tokens of that file" % (dict_path, t)
             )
         if t not in new_token_dict:
             new_token_dict[t] = len(new_token_dict)
@@ -91,8 +91,8 @@ def save_vocab(dict_path, token_dict, encoding="utf-8"):
     for expected, (token, i) in enumerate(items):
         if i != expected:
             raise ValueError(
-                "save_vocab: token_dict ids must be 0..%d without gaps; "
-                "token %r has id %r" % (len(items) - 1, token, i)
+                "save_vocab: `token_dict` ids must be 0..%d without gaps, got id %r "
+                "for token %r; renumber the ids consecutively" % (len(items) - 1, i, token)
             )
     with open(dict_path, "w", encoding=encoding) as writer:
         for token, _ in items:

@@ -77,11 +77,11 @@ class Tokenizer(TokenizerBase):
             token_dict = load_vocab(token_dict)
         elif not isinstance(token_dict, dict):
             raise TypeError(
-                "Tokenizer(token_dict=...): expected a dict or a vocab file path, got %s"
+                "Tokenizer: `token_dict` must be a dict or a vocab file path, got %s"
                 % type(token_dict).__name__
             )
         if not token_dict:
-            raise ValueError("Tokenizer(token_dict=...): the vocabulary is empty")
+            raise ValueError("Tokenizer: `token_dict` must hold at least one token, got an empty vocabulary")
         self._do_lower_case = bool(do_lower_case)
         self._token_dict = token_dict
         self._token_dict_inv = {v: k for k, v in token_dict.items()}
@@ -96,7 +96,8 @@ class Tokenizer(TokenizerBase):
             token = getattr(self, "_token_%s" % name)
             if token is not None and token not in token_dict:
                 raise ValueError(
-                    "Tokenizer(token_%s=%r): token not in the vocabulary" % (name, token)
+                    "Tokenizer: `token_%s` must be in the vocabulary, got %r; pass one of "
+                    "its tokens, or None" % (name, token)
                 )
         self._unk_id = token_dict.get(self._token_unk)
         t = _tables()
@@ -122,7 +123,10 @@ class Tokenizer(TokenizerBase):
         i = self._token_dict.get(token)
         if i is None:
             if self._unk_id is None:
-                raise KeyError("token %r is not in the vocabulary, which has no [UNK]" % (token,))
+                raise KeyError(
+                    "token_to_id: `token` must be in the vocabulary, which has no [UNK], "
+                    "got %r" % (token,)
+                )
             return self._unk_id
         return i
 
@@ -132,7 +136,8 @@ class Tokenizer(TokenizerBase):
             return self._token_dict_inv[int(i)]
         except (KeyError, TypeError, ValueError):
             raise KeyError(
-                "id_to_token: id %r is outside the vocabulary (size %d)" % (i, self._vocab_size)
+                "id_to_token: `i` must be an id in [0, %d), got %r, which is outside the "
+                "vocabulary" % (self._vocab_size, i)
             ) from None
 
     def tokens_to_ids(self, tokens):
@@ -208,7 +213,10 @@ class Tokenizer(TokenizerBase):
         else:
             ids = list(chain.from_iterable(map(self._cache.__getitem__, self._words(text))))
             if self._unk_id is None and None in ids:
-                raise KeyError("text has an unknown word and the vocabulary has no [UNK]")
+                raise KeyError(
+                    "`text` must have only known words when the vocabulary has no [UNK], "
+                    "got an unknown word; add [UNK] to the vocabulary"
+                )
         if self._id_translate:
             ids = [self._id_translate.get(i, i) for i in ids]
         return ids
