@@ -589,3 +589,196 @@ def _stateless_model_call(model):
         return out[-1] if isinstance(out, (list, tuple)) else out
 
     return call
+
+
+class EncoderDecoderCache:
+    """Incremental decoding of an encoder-decoder (T5) through its builder's methods.
+
+    `encode(encoder_ids)` runs the encoder once (`apply_encoder`) and
+    computes each decoder block's cross-attention keys/values once
+    (`MultiHeadAttention.key_values`) and the mask of padded encoder
+    positions. `step(cache, cross, token, slot)` feeds one decoder token per
+    row through `apply_decoder_embeddings`, `apply_decoder_block` (the
+    self-attention reads and extends the cache at `slot`),
+    `apply_decoder_final` and `lm_logits`: the code that built the model. The
+    decoder's position is `slot` for every row (decoding starts together).
+    Beam search only reorders hypotheses of the same example, whose
+    cross-attention keys/values are equal, so only the self-attention cache
+    is gathered.
+
+    Args:
+        model: an encoder-decoder builder or its model (`model='t5.1.1'`, ...).
+    """
+
+    _stateless = KVCache._stateless
+    _values = KVCache._values
+
+    def __init__(self, model):
+        from bert4keras.models import builder_of
+
+        builder = builder_of(model)
+        if not getattr(builder, "is_encoder_decoder", False):
+            raise ValueError(f"EncoderDecoderCache needs an encoder-decoder model (T5); model "
+                             f"{builder.model.name!r} is a {builder.model_type!r} model: use Seq2SeqDecoder")
+        self.builder = builder
+        self.model = builder.model
+        layers = builder.decoder_attention_layers()
+        self.self_attention = [pair[0] for pair in layers]
+        self.cross_attention = [pair[1] for pair in layers]
+        self._variables = list(self.model.variables)
+        self._encode = compile_function(self._stateless(self._encode_fn))
+        self._step = compile_function(self._stateless(self._step_fn),
+                                      donate_argnums=(1,) if keras.backend.backend() == "jax" else ())
+
+    def _encode_fn(self, encoder_ids):
+        b = self.builder
+        states = b.apply_encoder(encoder_ids)
+        cross_mask = b.apply_cross_mask(states)
+        cross = []
+        for layer in self.cross_attention:
+            k, v = layer.key_values(states, states)
+            cross.append({"k": k, "v": v})
+        return states, cross_mask, cross
+
+    def _step_fn(self, cache, cross, cross_mask, token, slot, rows):
+        b = self.builder
+        cache = [{k: ops.take(v, rows, axis=0) for k, v in c.items()} for c in cache]
+        capacity = ops.shape(cache[0]["k"])[1]
+        slot = ops.convert_to_tensor(slot, "int32")
+        keys = ops.arange(capacity, dtype="int32")
+        position = ops.reshape(slot, (1, 1))
+        x, bias = b.apply_decoder_embeddings(token, positions=(position, keys[None]))
+        mask = ops.less_equal(keys, slot)[None, None, None, :]
+        positions = ops.broadcast_to(position, (ops.shape(token)[0], 1))
+        new_cache = []
+        for index, block_cache in enumerate(cache):
+            x, block_cache = b.apply_decoder_block(
+                x, index, mask, bias, None, cross_mask, cache=dict(block_cache, slot=slot),
+                position_ids=positions, cross_cache=cross[index])
+            block_cache.pop("slot")
+            new_cache.append(block_cache)
+        logits = b.lm_logits(b.apply_decoder_final(x))
+        return ops.log_softmax(ops.cast(logits, "float32"), axis=-1)[:, 0], new_cache
+
+    def new_cache(self, rows, capacity):
+        """Zero self-attention buffers per decoder block: keys, values, positions."""
+        dtype = self.builder.layers[self.builder.prefix + "Embedding-Token"].compute_dtype
+        return [{
+            "k": ops.zeros((rows, capacity, layer.heads, layer.key_size), dtype),
+            "v": ops.zeros((rows, capacity, layer.heads, layer.head_size), dtype),
+            "positions": ops.zeros((rows, capacity), "int32"),
+        } for layer in self.self_attention]
+
+    def encode(self, encoder_ids):
+        """Encoder states, the cross-attention mask and per-block cross keys/values."""
+        encoder_ids = np.asarray(encoder_ids, "int32")
+        if (encoder_ids > 0).sum(axis=1).min() == 0:
+            raise ValueError("every encoder input needs at least one token (token id 0 is padding)")
+        self.model.check_inputs([encoder_ids])
+        return self._encode(self._values(), encoder_ids)
+
+    def step(self, cache, cross, cross_mask, token, slot, rows=None):
+        """Feed one decoder token per row at `slot`; returns (log-probs, cache)."""
+        capacity = cache[0]["k"].shape[1]
+        if not 0 <= int(slot) < capacity:
+            raise ValueError(f"decoder length must fit the cache: slot must be in [0, {capacity}) "
+                             f"(the cache capacity), got {slot}; make a longer cache")
+        token = np.asarray(token, "int32").reshape(-1, 1)
+        rows = np.arange(len(token), dtype="int32") if rows is None else np.asarray(rows, "int32")
+        return self._step(self._values(), cache, cross, cross_mask, token, np.int32(slot), rows)
+
+
+class EncoderDecoderGenerator(AutoRegressiveDecoder):
+    """Batched greedy, beam and sampled decoding of encoder-decoders (T5, mT5).
+
+    Inputs are `[encoder_ids]` (padded arrays or ragged lists; id 0 is
+    padding). The encoder runs once; with `use_cache=True` (default) each
+    step feeds one token through the decoder with cached self-attention
+    keys/values and cross-attention keys/values computed once
+    (`EncoderDecoderCache`); with `use_cache=False` the whole decoder runs on
+    every step (lengths bucketed to multiples of 16).
+
+    Args:
+        model: a model (or builder) from `build_transformer_model(model='t5.1.1'
+            / 'mt5.1.1' / 't5')`.
+        end_id: token that ends a sequence (T5: 1, `</s>`).
+        maxlen: maximum number of generated tokens.
+        start_id: the decoder's first token (T5: 0).
+        minlen, repetition_penalty: see `AutoRegressiveDecoder`.
+        use_cache: decode incrementally (default) or recompute each step.
+
+    Example:
+    ```python
+    t5 = build_transformer_model(checkpoint_path="mt5_dir", model="mt5.1.1")
+    generator = EncoderDecoderGenerator(t5, end_id=1, maxlen=32)
+    outputs = generator.beam_search([encoder_ids], topk=4)
+    ```
+    """
+
+    def __init__(self, model, end_id, maxlen, start_id=0, minlen=1, use_cache=True, repetition_penalty=1.0):
+        super().__init__(start_id, end_id, maxlen, minlen, repetition_penalty)
+        if start_id is None:
+            raise ValueError("start_id must be the decoder's first token id (T5: 0), got None")
+        self.cache = EncoderDecoderCache(model)
+        self.builder = self.cache.builder
+        self.use_cache = use_cache
+        if not self.builder.with_lm:
+            raise ValueError(f"EncoderDecoderGenerator needs a model built with with_lm=True or 'linear'; "
+                             f"model {self.builder.model.name!r} has with_lm=False")
+        if not use_cache:
+            decoder = self.builder.decoder
+            variables = list(decoder.variables)
+
+            def call(values, states, ids):
+                if keras.backend.backend() == "jax":
+                    with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                        return decoder([states, ids], training=False)
+                return decoder([states, ids], training=False)
+
+            self._decoder_variables = variables
+            self._full = compile_function(call)
+        self._probabilities = self.builder.with_lm is True or self.builder.with_lm == "softmax"
+
+    def _repeat(self, inputs, n):
+        padded = [np.asarray(sequence_padding(x) if not isinstance(x, np.ndarray) else x, "int32")
+                  for x in inputs]
+        return super()._repeat(padded, n)
+
+    @AutoRegressiveDecoder.wraps(default_rtype="logprobs", use_states=True)
+    def predict(self, inputs, output_ids, states):
+        encoder_ids = inputs[0]
+        rows = len(encoder_ids)
+        if not self.use_cache:
+            if states is None:
+                states = (np.asarray(self.cache.encode(encoder_ids)[0]),)
+            return self._predict_full(states[0], output_ids), states
+        if states is None:
+            _, cross_mask, cross = self.cache.encode(encoder_ids)
+            cache = self.cache.new_cache(rows, self.maxlen + 1)
+            fed, pending = 0, np.arange(rows)
+        else:
+            logprobs, cache, cross, cross_mask, fed, pending = states
+        while fed < output_ids.shape[1]:
+            logprobs, cache = self.cache.step(cache, cross, cross_mask, output_ids[:, fed], fed, rows=pending)
+            pending = np.arange(rows)
+            fed += 1
+        logprobs = np.asarray(logprobs)
+        return logprobs, (logprobs, cache, cross, cross_mask, fed, pending)
+
+    def reorder_states(self, states, indices):
+        if not self.use_cache or states is None:
+            return super().reorder_states(states, indices)
+        logprobs, *shared, pending = states  # cache, cross keys/values, cross mask, fed
+        # The self-attention cache is gathered inside the next compiled step.
+        return (logprobs[indices], *shared, pending[indices])
+
+    def _predict_full(self, encoder_states, output_ids):
+        length = output_ids.shape[1]
+        width = int(-(-length // 16) * 16)
+        ids = np.zeros((len(output_ids), width), "int32")
+        ids[:, :length] = output_ids
+        values = [v.value for v in self._decoder_variables]
+        out = np.asarray(self._full(values, encoder_states, ids))[:, length - 1].astype("float64")
+        if self._probabilities:
+            return np.log(np.maximum(out, 1e-300))
+        return _log_softmax(out)

@@ -28,11 +28,12 @@ from bert4keras.models.nezha import NEZHA
 from bert4keras.models.electra import ELECTRA
 from bert4keras.models.roformer_v2 import RoFormerV2
 from bert4keras.models.gpt2 import GPT2, GPT2ML
+from bert4keras.models.t5 import MT5, T5, T5v1_0
 
 __all__ = [
     "APPLICATIONS", "CONFIG_KEYS", "MODELS", "AttentionProbabilities", "Structure", "Transformer",
     "TransformerModel", "attention_model", "build_transformer_model", "builder_of",
     "hidden_states_model", "model_names", "read_config", "register", "structure_of",
     "BERT", "RoFormer", "ALBERT", "ALBERTUnshared", "NEZHA", "ELECTRA", "RoFormerV2",
-    "GPT2", "GPT2ML",
+    "GPT2", "GPT2ML", "T5", "MT5", "T5v1_0",
 ]
