@@ -16,17 +16,20 @@ always guessing the most frequent training character.
 import collections
 import os
 import sys
-import time
 
-import keras
-import numpy as np
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up lines
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _data  # noqa: E402
+import _corpora  # noqa: E402
+import _mlm  # noqa: E402
+import _options  # noqa: E402
+import _runner  # noqa: E402
 
 from bert4keras.models import build_transformer_model  # noqa: E402
 from bert4keras.snippets import sequence_padding, text_segmentate  # noqa: E402
-from bert4keras.tokenizers import Tokenizer  # noqa: E402
 
 SMALL = dict(
     hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
@@ -65,43 +68,37 @@ def fill_masks(model, tokenizer, texts):
 
 
 def main(argv=None):
-    parser = _data.model_arguments(__doc__.split("\n\n")[0])
+    parser = _options.model_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=None,
                         help="MLM training steps (default 2000 from scratch, 0 with a checkpoint)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--maxlen", type=int, default=64)
     parser.add_argument("--lr", type=float, default=None, help="default 1e-3 from scratch, 2e-5 with a checkpoint")
     parser.add_argument("texts", nargs="*", help="texts with [MASK] tokens (default: built-in examples)")
-    args = parser.parse_args(argv)
-    keras.utils.set_random_seed(args.seed)
-    start, cpu_start = time.time(), time.process_time()
+    args = _runner.parse(parser, argv)
     steps = args.steps if args.steps is not None else (0 if args.checkpoint else 2000)
     if args.quick:
         steps = min(steps, 20)
 
-    sentences, report = _data.load_people_daily()
+    sentences, report = _corpora.load_people_daily()
     print(report)
     texts = []  # sentences cut at punctuation into pieces that fit maxlen
     for pairs in sentences:
         texts += text_segmentate("".join(word for word, _ in pairs), args.maxlen - 2, "。！？；，")
-    train, valid, test = _data.split_data(texts, seed=args.seed)
+    train, valid, test = _options.split_data(texts, seed=args.split_seed)
     if args.quick:
         train, test = train[:2000], test[:64]
     test = test[:2000]
     print(f"sentence pieces: train {len(train)}, test {len(test)}")
 
-    vocab = args.vocab or _data.chinese_vocab_file()
-    token_dict, keep_tokens = _data.corpus_vocab(vocab, train, min_count=2)
-    tokenizer = Tokenizer(token_dict, do_lower_case=True)
-    print(f"vocabulary: {len(token_dict)} tokens")
-    config = _data.model_config(args, QUICK if args.quick else SMALL, keep_tokens)
-    model = build_transformer_model(with_mlm=True, **config)
-
-    if steps:
-        generator = _data.masked_lm_generator(train, tokenizer, args.maxlen, batch_size=args.batch_size,
-                                              seed=args.seed)
-        lr = args.lr or (2e-5 if args.checkpoint else 1e-3)
-        _data.train_mlm(model, generator, steps, lr, verbose=2 if not args.quick else 0)
+    tokenizer, keep_tokens = _runner.vocabulary(args, train, min_count=2)
+    config = _options.model_config(args, QUICK if args.quick else SMALL, keep_tokens)
+    with _runner.scope(args):
+        model = build_transformer_model(with_mlm=True, **config)
+        if steps:
+            generator = _mlm.masked_lm_generator(train, tokenizer, args.maxlen, batch_size=args.batch_size,
+                                                 seed=args.seed)
+            _mlm.train_mlm(model, generator, steps, _runner.learning_rate(args), verbose=2 if not args.quick else 0)
     mlm = keras.Model(model.inputs, model.outputs[-1])
 
     # Top-1 accuracy on masked held-out characters.
@@ -111,11 +108,11 @@ def main(argv=None):
     most_frequent, baseline_right = counts.most_common(1)[0][0], 0
     for i in range(0, len(test), 64):
         batch = [tokenizer.encode(t, maxlen=args.maxlen)[0] for t in test[i:i + 64]]
-        masked = [_data.mask_tokens(ids, rng, tokenizer.token_to_id("[MASK]"), len(token_dict), bert_mix=False)
+        masked = [_mlm.mask_tokens(ids, rng, tokenizer.token_to_id("[MASK]"), tokenizer.vocab_size, bert_mix=False)
                   for ids in batch]
         ids = sequence_padding([m[0] for m in masked], length=args.maxlen)
         targets = sequence_padding([m[1] for m in masked], length=args.maxlen)
-        probs = keras.ops.convert_to_numpy(mlm.predict_on_batch((ids, np.zeros_like(ids))))
+        probs = _runner.predict(mlm, (ids, np.zeros_like(ids)))
         probs[..., [tokenizer.token_to_id(t) for t in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")]] = 0
         where = targets > 0
         right += int((probs.argmax(-1)[where] == targets[where]).sum())
@@ -128,7 +125,7 @@ def main(argv=None):
         print(f"  {query}  ->  {answer}")
     print(f"masked-token top-1 accuracy on {total} held-out masked tokens: {accuracy:.4f} "
           f"(most frequent character '{tokenizer.id_to_token(most_frequent)}': {baseline:.4f})")
-    print(f"wall time: {time.time() - start:.0f} s (CPU time {time.process_time() - cpu_start:.0f} s)")
+    _runner.finish(args)
     return {"accuracy": accuracy, "baseline_accuracy": baseline}
 
 

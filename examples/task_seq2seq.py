@@ -29,15 +29,19 @@ import re
 import sys
 import time
 
-import keras
-import numpy as np
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up lines
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _data  # noqa: E402
+import _corpora  # noqa: E402
+import _location  # noqa: E402
+import _options  # noqa: E402
+import _runner  # noqa: E402
 
 from bert4keras.generation import Seq2SeqDecoder  # noqa: E402
 from bert4keras.models import build_transformer_model  # noqa: E402
-from bert4keras.optimizers import extend_with_piecewise_linear_lr  # noqa: E402
 from bert4keras.snippets import DataGenerator, sequence_padding  # noqa: E402
 from bert4keras.tokenizers import Tokenizer  # noqa: E402
 
@@ -53,7 +57,7 @@ FILL = "[FILL]"  # fills every pinyin prefix to one length
 def pinyin_clauses(sentences, min_length, max_length):
     """`(pinyin, characters)` pairs: every run of CJK characters in the text,
     with one toneless syllable per character."""
-    pypinyin = _data.require_module("pypinyin")
+    pypinyin = _location.require_module("pypinyin")
     pairs = []
     for pairs_of_words in sentences:
         text = "".join(word for word, _ in pairs_of_words)
@@ -71,7 +75,7 @@ def build_vocab(vocab_path, train):
     keep_tokens, compound_tokens)`: the new tokens come last, each
     initialised (with a checkpoint) from the mean of the embeddings of its
     WordPiece ids."""
-    token_dict, keep_tokens = _data.corpus_vocab(vocab_path, [c for _, c in train], min_count=1)
+    token_dict, keep_tokens = _options.corpus_vocab(vocab_path, [c for _, c in train], min_count=1)
     full = Tokenizer(vocab_path, do_lower_case=True)
     compound_tokens = []
     token_dict[FILL] = len(token_dict)
@@ -128,7 +132,7 @@ def char_accuracy(predicted, gold):
 
 
 def main(argv=None):
-    parser = _data.model_arguments(__doc__.split("\n\n")[0])
+    parser = _options.model_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--train-size", type=int, default=48000, help="training clauses (0: all)")
@@ -136,16 +140,15 @@ def main(argv=None):
     parser.add_argument("--min-length", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=16)
     parser.add_argument("--beam", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=None, help="default 1e-3 from scratch, 2e-5 fine-tuning")
-    args = parser.parse_args(argv)
-    keras.utils.set_random_seed(args.seed)
-    start, cpu_start = time.time(), time.process_time()
+    parser.add_argument("--lr", type=float, default=None,
+                        help="default 1e-3 from scratch, 1e-4 with --pretrained-small, 2e-5 fine-tuning")
+    args = _runner.parse(parser, argv)
 
-    sentences, report = _data.load_people_daily()
+    sentences, report = _corpora.load_people_daily()
     print(report)
     # Split by line first, so no clause of a test line is ever trained on.
     train, valid, test = (
-        pinyin_clauses(split, args.min_length, args.max_length) for split in _data.split_data(sentences, seed=args.seed)
+        pinyin_clauses(split, args.min_length, args.max_length) for split in _options.split_data(sentences, seed=args.split_seed)
     )
     if args.quick:
         args.train_size, args.test_size, args.epochs = 512, 32, 1
@@ -154,36 +157,26 @@ def main(argv=None):
     test = test[:args.test_size]
     print(f"clauses: train {len(train)}, test {len(test)}; e.g. {test[0][0]!r} -> {test[0][1]!r}")
 
-    vocab = args.vocab or _data.chinese_vocab_file()
+    vocab = args.vocab or _location.chinese_vocab_file()
     token_dict, keep_tokens, compound_tokens = build_vocab(vocab, train)
     tokenizer = Tokenizer(token_dict, do_lower_case=True)
     print(f"vocabulary: {len(token_dict)} tokens ({len(compound_tokens)} new pinyin tokens)")
 
-    config = _data.model_config(args, QUICK if args.quick else SMALL, keep_tokens)
+    config = _options.model_config(args, QUICK if args.quick else SMALL, keep_tokens)
     if "vocab_size" in config:
         config["vocab_size"] = len(token_dict)
     else:
         config["compound_tokens"] = compound_tokens
-    model = build_transformer_model(application="unilm", with_mlm="linear", **config)
-
     generator = Generator(train, tokenizer, args.max_length, batch_size=args.batch_size, seed=args.seed)
-    steps = len(generator) * args.epochs
-    lr = args.lr or (2e-5 if args.checkpoint else 1e-3)
-    optimizer = extend_with_piecewise_linear_lr(keras.optimizers.Adam)(
-        learning_rate=lr, lr_schedule={max(steps // 10, 1): 1.0, steps: 0.0}
-    )
-    # The model returns [sequence output, MLM logits]; train the latter.
-    trainer = keras.Model(model.inputs, model.outputs[-1])
-    trainer.compile(optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    # A tf.data pipeline over the generator (it shuffles); the declared
-    # shapes let every batch have its own length.
-    dataset = generator.to_dataset(
-        types=(("int32", "int32"), "int32", "float32"),
-        shapes=(([None, None], [None, None]), [None, None], [None, None]),
-        batched=True, repeat=True,
-    )
-    trainer.fit(dataset, steps_per_epoch=len(generator), epochs=args.epochs, shuffle=False,
-                verbose=2 if not args.quick else 0)
+    with _runner.scope(args):
+        model = build_transformer_model(application="unilm", with_mlm="linear", **config)
+        # The model returns [sequence output, MLM logits]; train the latter.
+        trainer = keras.Model(model.inputs, model.outputs[-1])
+        trainer.compile(_runner.adam(args, len(generator) * args.epochs),
+                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        _runner.fit(args, trainer, generator, types=(("int32", "int32"), "int32", "float32"),
+                    shapes=(([None, None], [None, None]), [None, None], [None, None]), epochs=args.epochs,
+                    verbose=2 if not args.quick else 0)
 
     # Beam search with the KV cache. Every batch has the same shape (64
     # sources of one length), so the decoder compiles once, on the first
@@ -220,7 +213,7 @@ def main(argv=None):
     print(f"lookup baseline (most frequent character per syllable): character accuracy {baseline:.4f}")
     print(f"decoding: {generated / decode_seconds:.0f} output tokens/s (KV-cached beam search, beam "
           f"{args.beam}, batches of {batch_size}: {generated} tokens in {decode_seconds:.1f} s)")
-    print(f"wall time: {time.time() - start:.0f} s (CPU time {time.process_time() - cpu_start:.0f} s)")
+    _runner.finish(args)
     return {"char_accuracy": accuracy, "exact_match": exact, "baseline_char_accuracy": baseline,
             "tokens_per_second": generated / decode_seconds}
 

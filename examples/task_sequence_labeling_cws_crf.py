@@ -23,18 +23,19 @@ does not need the feature; it is off then (and with --no-dictionary).
 import collections
 import os
 import sys
-import time
 
-import keras
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up lines
+
+import keras  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _data  # noqa: E402
+import _corpora  # noqa: E402
+import _options  # noqa: E402
+import _runner  # noqa: E402
 
 from bert4keras.layers import ConditionalRandomField  # noqa: E402
 from bert4keras.models import build_transformer_model  # noqa: E402
-from bert4keras.optimizers import extend_with_piecewise_linear_lr  # noqa: E402
 from bert4keras.snippets import DataGenerator, ViterbiDecoder, sequence_padding  # noqa: E402
-from bert4keras.tokenizers import Tokenizer  # noqa: E402
 
 SMALL = dict(
     hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
@@ -179,7 +180,7 @@ class Segmenter:
             features = [dictionary_features(t, m, self.dictionary, self.longest) for t, m in zip(chunk, mappings)]
             length = -(-max(map(len, ids)) // 16) * 16
             inputs = (sequence_padding(ids, length=length), sequence_padding(features, length=length))
-            emissions = keras.ops.convert_to_numpy(self.model.predict_on_batch(inputs))
+            emissions = _runner.predict(self.model, inputs)
             for text, mapping, nodes in zip(chunk, mappings, emissions):
                 tags = self.viterbi.decode(nodes[:len(mapping)])
                 words, start = [], 0
@@ -197,7 +198,7 @@ class Segmenter:
 
 def train_and_evaluate(args, lr_multiplier, train, valid, test, tokenizer, keep_tokens, dictionaries):
     keras.utils.set_random_seed(args.seed)
-    config = _data.model_config(args, QUICK if args.quick else SMALL, keep_tokens)
+    config = _options.model_config(args, QUICK if args.quick else SMALL, keep_tokens)
     if dictionaries[0] is not None:
         config["segment_vocab_size"] = 5  # dictionary features 0 (special), 1..4 (S, B, M, E)
     bert = build_transformer_model(**config)
@@ -207,12 +208,8 @@ def train_and_evaluate(args, lr_multiplier, train, valid, test, tokenizer, keep_
 
     generator = Generator(train, tokenizer, dictionaries[0], args.maxlen + 2, batch_size=args.batch_size,
                           seed=args.seed)
-    steps = len(generator) * args.epochs
-    lr = args.lr or (2e-5 if args.checkpoint else 1e-3)
-    optimizer = extend_with_piecewise_linear_lr(keras.optimizers.Adam)(
-        learning_rate=lr, lr_schedule={max(steps // 10, 1): 1.0, steps: 0.0}
-    )
-    model.compile(optimizer, loss=crf.sparse_loss, metrics=[crf.sparse_accuracy])
+    model.compile(_runner.adam(args, len(generator) * args.epochs), loss=crf.sparse_loss,
+                  metrics=[crf.sparse_accuracy])
 
     segmenter = Segmenter(model, crf, tokenizer, args.maxlen + 2, dictionaries[1])
 
@@ -223,35 +220,29 @@ def train_and_evaluate(args, lr_multiplier, train, valid, test, tokenizer, keep_
             print(f"  lr_multiplier={lr_multiplier} epoch {epoch + 1}: loss {logs['loss']:.3f}, "
                   f"valid P/R/F1 {p:.4f}/{r:.4f}/{f:.4f}")
 
-    # A tf.data pipeline over the generator (it shuffles); the declared
-    # shapes let every batch have its own length.
-    dataset = generator.to_dataset(
-        types=(("int32", "int32"), "int32"), shapes=(([None, None], [None, None]), [None, None]),
-        batched=True, repeat=True,
-    )
-    model.fit(dataset, steps_per_epoch=len(generator), epochs=args.epochs, callbacks=[Evaluate()],
-              shuffle=False, verbose=0)
+    _runner.fit(args, model, generator, types=(("int32", "int32"), "int32"),
+                shapes=(([None, None], [None, None]), [None, None]), epochs=args.epochs, callbacks=[Evaluate()])
     segmenter.viterbi = ViterbiDecoder(keras.ops.convert_to_numpy(crf.trans), starts=[0], ends=[0])
     return prf(segmenter.segment(["".join(w) for w in test]), test)
 
 
 def main(argv=None):
-    parser = _data.model_arguments(__doc__.split("\n\n")[0])
+    parser = _options.model_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--train-size", type=int, default=10000, help="training pieces (0: all)")
     parser.add_argument("--maxlen", type=int, default=126, help="characters per training piece")
-    parser.add_argument("--lr", type=float, default=None, help="default 1e-3 from scratch, 2e-5 fine-tuning")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="default 1e-3 from scratch, 1e-4 with --pretrained-small, 2e-5 fine-tuning")
     parser.add_argument("--lr-multipliers", type=float, nargs="+", default=[1, 100],
                         help="CRF lr_multiplier of each run (default: 1 and 100)")
     parser.add_argument("--no-dictionary", action="store_true",
                         help="no dictionary features (always so with a checkpoint: it has 2 segment ids)")
-    args = parser.parse_args(argv)
-    start, cpu_start = time.time(), time.process_time()
+    args = _runner.parse(parser, argv)
 
-    sentences, report = _data.load_bmes()
+    sentences, report = _corpora.load_bmes()
     print(report)
-    train, valid, test = _data.split_data(sentences, seed=args.seed)
+    train, valid, test = _options.split_data(sentences, seed=args.split_seed)
     if args.quick:
         train, valid, test = train[:400], valid[:50], test[:100]
         args.epochs, args.maxlen = 1, 30
@@ -270,14 +261,12 @@ def main(argv=None):
     if not (args.no_dictionary or args.checkpoint):
         dictionaries = ({w for w, n in counts.items() if n > 1}, dictionary)
 
-    vocab = args.vocab or _data.chinese_vocab_file()
-    token_dict, keep_tokens = _data.corpus_vocab(vocab, ["".join(w) for w in train], min_count=1)
-    tokenizer = Tokenizer(token_dict, do_lower_case=True)
-    print(f"vocabulary: {len(token_dict)} tokens")
+    tokenizer, keep_tokens = _runner.vocabulary(args, ["".join(w) for w in train], min_count=1)
 
     results = {}
     for multiplier in args.lr_multipliers:
-        p, r, f = train_and_evaluate(args, multiplier, train, valid, test, tokenizer, keep_tokens, dictionaries)
+        with _runner.scope(args):
+            p, r, f = train_and_evaluate(args, multiplier, train, valid, test, tokenizer, keep_tokens, dictionaries)
         results[multiplier] = (p, r, f)
         print(f"BERT+CRF, lr_multiplier={multiplier:g}: test P {p:.4f} R {r:.4f} F1 {f:.4f}")
 
@@ -286,7 +275,7 @@ def main(argv=None):
     baseline = prf(fmm, test)
     print(f"forward maximum matching (dictionary of {len(dictionary)} training words): "
           f"test P {baseline[0]:.4f} R {baseline[1]:.4f} F1 {baseline[2]:.4f}")
-    print(f"wall time: {time.time() - start:.0f} s (CPU time {time.process_time() - cpu_start:.0f} s)")
+    _runner.finish(args)
     return {"f1": {m: v[2] for m, v in results.items()}, "baseline_f1": baseline[2]}
 
 
