@@ -48,7 +48,7 @@ class AttentionMask(keras.layers.Layer):
     def __init__(self, mode="bidirectional", **kwargs):
         super().__init__(**kwargs)
         if mode not in _MASK_MODES:
-            raise ValueError(f"mode must be one of {_MASK_MODES}, got {mode!r}")
+            raise ValueError(f"`mode` must be one of {_MASK_MODES}, got {mode!r}")
         self.mode = mode
 
     def call(self, inputs):
@@ -164,7 +164,10 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         self.rotary_value = rotary_value
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         if (rotary and self.key_size % 2) or (rotary_value and self.head_size % 2):
-            raise ValueError("rotary position embedding needs even head sizes")
+            raise ValueError(
+                "key_size (rotary) and head_size (rotary_value) must be even for rotary "
+                f"position embeddings, got {self.key_size} and {self.head_size}"
+            )
         if self.max_relative_position is not None and self.key_size != self.head_size:
             raise ValueError(
                 "max_relative_position adds the same features to keys and values, so key_size "
@@ -246,7 +249,10 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         later call over the same keys (cross-attention while decoding).
         """
         if self.rotary or self.max_relative_position is not None:
-            raise ValueError(f"{self.name}: fixed keys/values need an attention without positions")
+            raise ValueError(
+                f"{self.name}: fixed keys/values must go to an attention without positions, "
+                "got one with rotary or relative positions; cache keys/values per step instead"
+            )
         return self._heads(self.k_dense(k), self.key_size), self._heads(self.v_dense(v), self.head_size)
 
     def _rotate(self, x, positions):
@@ -373,7 +379,10 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
                                      attention_bias=attention_bias)
             return self.o_dense(context), cache
         if cache is not None and position_ids is None:
-            raise ValueError(f"{self.name}: a cached call needs position_ids")
+            raise ValueError(
+                f"{self.name}: `position_ids` must be given with a `cache`, got None; pass "
+                "the positions of the new tokens"
+            )
         qw, kw, vw = self.project(
             q, k, v, position_ids=position_ids,
             k_position_ids=position_ids if cache is not None else None,

@@ -33,13 +33,13 @@ def _check_emissions(y_pred, num_labels, where):
     if len(shape) != 3:
         raise ValueError(
             f"{where}: y_pred must be emissions of shape (batch, length, "
-            f"num_labels={num_labels}); got shape {shape}"
+            f"num_labels={num_labels}), got shape {shape}"
         )
     if shape[-1] is not None and shape[-1] != num_labels:
         raise ValueError(
-            f"{where}: y_pred has {shape[-1]} labels in its last axis but the "
-            f"layer's transition matrix is {num_labels}x{num_labels}; "
-            f"y_pred shape {shape}"
+            f"{where}: y_pred must have as many labels as the transition matrix, "
+            f"got {shape[-1]} labels in its last axis for a {num_labels}x{num_labels} "
+            f"matrix (y_pred shape {shape}); build the CRF with that many labels"
         )
 
 
@@ -53,14 +53,14 @@ def _sparse_labels(y_true, y_pred, where):
         raise ValueError(
             f"{where}: y_true must be integer label ids of shape (batch, "
             f"length) (or (batch, length, 1)) matching y_pred "
-            f"{tuple(y_pred.shape)}; got shape {shape}. For one-hot labels "
+            f"{tuple(y_pred.shape)}, got shape {shape}. For one-hot labels "
             f"use dense_loss / dense_accuracy."
         )
     for a, b in zip(shape, tuple(y_pred.shape)[:2]):
         if a is not None and b is not None and a != b:
             raise ValueError(
-                f"{where}: y_true shape {shape} does not match y_pred shape "
-                f"{tuple(y_pred.shape)} in (batch, length)"
+                f"{where}: y_true shape {shape} must match y_pred shape "
+                f"{tuple(y_pred.shape)} in (batch, length); pass one label per position"
             )
     return ops.cast(y_true, "int32")
 
@@ -72,7 +72,7 @@ def _dense_labels(y_true, y_pred, where):
     ):
         raise ValueError(
             f"{where}: y_true must be one-hot labels with the shape of y_pred "
-            f"{pshape} (batch, length, num_labels); got shape {shape}. For "
+            f"{pshape} (batch, length, num_labels), got shape {shape}. For "
             f"integer ids use sparse_loss / sparse_accuracy."
         )
     return ops.cast(y_true, "float32")
@@ -91,9 +91,9 @@ def _label_range_flags(labels, mask, num_labels, where):
         if bad.any():
             at = [tuple(int(i) for i in p) for p in np.argwhere(bad)[:5]]
             raise ValueError(
-                f"{where}: y_true holds label ids outside [0, {num_labels}) at "
-                f"unpadded positions, e.g. {labels_np[bad][:5].tolist()} at "
-                f"(batch, position) {at}"
+                f"{where}: y_true label ids must be in [0, {num_labels}) at unpadded "
+                f"positions, got ids outside [0, {num_labels}), e.g. "
+                f"{labels_np[bad][:5].tolist()} at (batch, position) {at}"
             )
     out = mask & ((labels < 0) | (labels >= num_labels))
     return ops.any(out, axis=1)
@@ -304,7 +304,7 @@ class ConditionalRandomField(keras.layers.Layer):
         super().__init__(**kwargs)
         if not isinstance(lr_multiplier, (int, float)) or not lr_multiplier > 0:
             raise ValueError(
-                f"lr_multiplier must be a positive number; got {lr_multiplier!r}"
+                f"lr_multiplier must be a positive number, got {lr_multiplier!r}"
             )
         self.lr_multiplier = lr_multiplier
         self.supports_masking = True
@@ -313,8 +313,8 @@ class ConditionalRandomField(keras.layers.Layer):
         num_labels = input_shape[-1]
         if len(input_shape) != 3 or num_labels is None:
             raise ValueError(
-                f"{self.__class__.__name__} expects emissions of shape (batch, "
-                f"length, num_labels) with a known num_labels; got {input_shape}"
+                f"{self.name}: the input must be emissions of shape (batch, "
+                f"length, num_labels) with a known num_labels, got {input_shape}"
             )
         self.num_labels = int(num_labels)
         self._trans = self.add_weight(
@@ -328,8 +328,9 @@ class ConditionalRandomField(keras.layers.Layer):
     def _require_built(self):
         if not self.built:
             raise ValueError(
-                f"{self.name}: the layer is not built yet; call it on emissions "
-                f"(batch, length, num_labels) before using its losses or decode"
+                f"{self.name}: the layer must be built before its losses or decode are "
+                f"used, got a layer not built yet; call it on emissions "
+                f"(batch, length, num_labels) first"
             )
 
     @property
@@ -344,7 +345,7 @@ class ConditionalRandomField(keras.layers.Layer):
         value = np.asarray(value, dtype="float32")
         if value.shape != (self.num_labels, self.num_labels):
             raise ValueError(
-                f"{self.name}.set_trans: expected shape "
+                f"{self.name}.set_trans: `value` must have shape "
                 f"{(self.num_labels, self.num_labels)}, got {value.shape}"
             )
         self._trans.assign(value / self.lr_multiplier)
@@ -501,13 +502,13 @@ class MaximumEntropyMarkovModel(keras.layers.Layer):
         super().__init__(**kwargs)
         if not isinstance(lr_multiplier, (int, float)) or not lr_multiplier > 0:
             raise ValueError(
-                f"lr_multiplier must be a positive number; got {lr_multiplier!r}"
+                f"lr_multiplier must be a positive number, got {lr_multiplier!r}"
             )
         if hidden_dim is not None and (
             not isinstance(hidden_dim, int) or hidden_dim < 1
         ):
             raise ValueError(
-                f"hidden_dim must be None or a positive int; got {hidden_dim!r}"
+                f"hidden_dim must be None or a positive int, got {hidden_dim!r}"
             )
         self.lr_multiplier = lr_multiplier
         self.hidden_dim = hidden_dim
@@ -517,8 +518,8 @@ class MaximumEntropyMarkovModel(keras.layers.Layer):
         num_labels = input_shape[-1]
         if len(input_shape) != 3 or num_labels is None:
             raise ValueError(
-                f"{self.__class__.__name__} expects emissions of shape (batch, "
-                f"length, num_labels) with a known num_labels; got {input_shape}"
+                f"{self.name}: the input must be emissions of shape (batch, "
+                f"length, num_labels) with a known num_labels, got {input_shape}"
             )
         self.num_labels = int(num_labels)
         init = _scaled_glorot(1.0 / self.lr_multiplier)

@@ -92,7 +92,8 @@ class PositionEmbedding(keras.layers.Layer):
         if length is not None and length > self.input_dim:
             raise ValueError(
                 f"Layer {self.name!r}: sequence length {length} exceeds the "
-                f"{self.input_dim} positions of the model (max_position)."
+                f"{self.input_dim} positions of the model (max_position); inputs must be "
+                "at most that long, so truncate them (maxlen)."
             )
         self.embeddings = self.add_weight(
             name="embeddings",
@@ -106,7 +107,8 @@ class PositionEmbedding(keras.layers.Layer):
             if isinstance(length, int) and length > self.input_dim:
                 raise ValueError(
                     f"Layer {self.name!r}: sequence length {length} exceeds the "
-                    f"{self.input_dim} positions of the model (max_position)."
+                    f"{self.input_dim} positions of the model (max_position); inputs must "
+                    "be at most that long, so truncate them (maxlen)."
                 )
             pos = ops.cast(self.embeddings[None, :length], self.compute_dtype)
         else:

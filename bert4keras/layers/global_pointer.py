@@ -71,10 +71,10 @@ class GlobalPointer(keras.layers.Layer):
         super().__init__(**kwargs)
         for arg, value in (("heads", heads), ("head_size", head_size)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{arg} must be a positive int; got {value!r}")
+                raise ValueError(f"{arg} must be a positive int, got {value!r}")
         if RoPE and head_size % 2:
             raise ValueError(
-                f"head_size must be even when RoPE=True; got {head_size}"
+                f"head_size must be even when RoPE=True, got {head_size}"
             )
         self.heads = heads
         self.head_size = head_size
@@ -100,8 +100,8 @@ class GlobalPointer(keras.layers.Layer):
     def build(self, input_shape):
         if len(input_shape) != 3 or input_shape[-1] is None:
             raise ValueError(
-                f"{self.__class__.__name__} expects input of shape (batch, "
-                f"length, hidden) with a known hidden size; got {input_shape}"
+                f"{self.name}: the input must be input of shape (batch, "
+                f"length, hidden) with a known hidden size, got {input_shape}"
             )
         self.dense.build(input_shape)
 
@@ -197,8 +197,8 @@ class EfficientGlobalPointer(GlobalPointer):
     def build(self, input_shape):
         if len(input_shape) != 3 or input_shape[-1] is None:
             raise ValueError(
-                f"{self.__class__.__name__} expects input of shape (batch, "
-                f"length, hidden) with a known hidden size; got {input_shape}"
+                f"{self.name}: the input must be input of shape (batch, "
+                f"length, hidden) with a known hidden size, got {input_shape}"
             )
         self.p_dense.build(input_shape)
         self.q_dense.build(tuple(input_shape[:2]) + (self.head_size * 2,))

@@ -59,8 +59,8 @@ class LayerNormalization(keras.layers.Layer):
             if not (isinstance(input_shape, (list, tuple)) and len(input_shape) == 2
                     and isinstance(input_shape[0], (list, tuple))):
                 raise ValueError(
-                    f"Layer {self.name!r} is conditional and expects [x, condition], "
-                    f"got input shape {input_shape}"
+                    f"Layer {self.name!r}: the input must be [x, condition] (the layer "
+                    f"is conditional), got input shape {input_shape}"
                 )
             x_shape, cond_shape = input_shape
         else:

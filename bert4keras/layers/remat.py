@@ -60,7 +60,10 @@ class StaticArgumentsRemat:
         def call(*a, **kw):
             extra = set(kw) - set(inside) - set(outside)
             if extra:
-                raise TypeError(f"{self.name}: unexpected keyword arguments {sorted(extra)}")
+                raise TypeError(
+                    f"{self.name}: keyword arguments must be the wrapped call's own, "
+                    f"got unexpected {sorted(extra)}"
+                )
             return remat_call(*a, *(kw[k] for k in inside))
 
         return call

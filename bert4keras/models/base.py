@@ -73,7 +73,10 @@ def register(*names):
     def decorator(cls):
         for name in names:
             if name in MODELS and MODELS[name] is not cls:
-                raise ValueError(f"model name {name!r} is already registered to {MODELS[name].__name__}")
+                raise ValueError(
+                    f"`name` must be a new model name, got {name!r}, which is already "
+                    f"registered to {MODELS[name].__name__}; pick another name"
+                )
             MODELS[name] = cls
         return cls
 
@@ -93,14 +96,22 @@ def read_config(config_path, model_class=None):
     and the key for missing or invalid values.
     """
     if not os.path.isfile(config_path):
-        raise FileNotFoundError(f"config file not found: {config_path!r}")
+        raise FileNotFoundError(
+            f"`config_path` must be an existing file, got {config_path!r}, which does not "
+            "exist; check the path"
+        )
     try:
         with open(config_path, encoding="utf-8") as f:
             raw = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"config file {config_path!r} is not valid JSON: {e}") from None
+        raise ValueError(
+            f"config file {config_path!r} must be JSON, got a file that is not valid JSON: "
+            f"{e}; fix or re-download it"
+        ) from None
     if not isinstance(raw, dict):
-        raise ValueError(f"config file {config_path!r} must hold a JSON object")
+        raise ValueError(
+            f"config file {config_path!r} must hold a JSON object, got {type(raw).__name__}"
+        )
     keys = dict(CONFIG_KEYS)
     if model_class is not None:
         keys.update(model_class.config_keys)
@@ -114,7 +125,10 @@ def _check_config(config, source):
     where = f" in config {source!r}" if source else ""
     for key in REQUIRED_KEYS:
         if key not in config:
-            raise ValueError(f"missing required key {key!r}{where}")
+            raise ValueError(
+                f"key {key!r}{where} must be given, got a config without it; add it to "
+                f"the config or pass {key}=..."
+            )
     for key in REQUIRED_KEYS + ("max_position", "embedding_size"):
         value = config.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
@@ -128,8 +142,8 @@ def _check_config(config, source):
             raise ValueError(f"key {key!r}{where} must be in [0, 1), got {value!r}")
     if config["hidden_size"] % config["num_attention_heads"]:
         raise ValueError(
-            f"hidden_size {config['hidden_size']} is not divisible by "
-            f"num_attention_heads {config['num_attention_heads']}{where}"
+            f"hidden_size{where} must be a multiple of num_attention_heads, got "
+            f"{config['hidden_size']} and {config['num_attention_heads']} (not divisible)"
         )
 
 
@@ -478,7 +492,10 @@ class Transformer:
         **kwargs,
     ):
         if kwargs:
-            raise TypeError(f"unknown arguments for {type(self).__name__}: {sorted(kwargs)}")
+            raise TypeError(
+                f"{type(self).__name__}: arguments must be the builder's own, got unknown "
+                f"arguments {sorted(kwargs)}; check their spelling"
+            )
         if application not in APPLICATIONS:
             raise ValueError(f"application must be one of {sorted(APPLICATIONS)}, got {application!r}")
         if application not in self.applications:
@@ -490,14 +507,14 @@ class Transformer:
             keep_tokens = [int(i) for i in keep_tokens]
             bad = [i for i in keep_tokens if not 0 <= i < vocab_size]
             if bad:
-                raise ValueError(f"keep_tokens has ids outside [0, {vocab_size}): {bad[:5]}")
+                raise ValueError(f"keep_tokens ids must be in [0, {vocab_size}), got {bad[:5]}")
         if compound_tokens is not None:
             compound_tokens = [[int(i) for i in ids] for ids in compound_tokens]
             if any(not ids for ids in compound_tokens):
-                raise ValueError("each entry of compound_tokens needs at least one token id")
+                raise ValueError("each entry of compound_tokens must hold at least one token id, got an empty one")
             bad = [i for ids in compound_tokens for i in ids if not 0 <= i < vocab_size]
             if bad:
-                raise ValueError(f"compound_tokens has ids outside [0, {vocab_size}): {bad[:5]}")
+                raise ValueError(f"compound_tokens ids must be in [0, {vocab_size}), got {bad[:5]}")
         self.checkpoint_vocab_size = vocab_size
         self.vocab_size = len(keep_tokens) if keep_tokens is not None else vocab_size
         self.vocab_size += len(compound_tokens or [])
@@ -548,7 +565,10 @@ class Transformer:
         full_name = self.prefix + name
         if full_name not in self.layers:
             if self.structure is not None:
-                raise RuntimeError(f"{type(self).__name__} has no layer {full_name!r} after building")
+                raise RuntimeError(
+                    f"{type(self).__name__}: the built model must have the layer "
+                    f"{full_name!r}, got none (a bug in the family's builder)"
+                )
             if self.recompute and layer_class in (MultiHeadAttention, FeedForward):
                 # Remat is fixed at construction; listing the block layer alone
                 # keeps its Dense sublayers from being rematerialised twice.
@@ -1056,7 +1076,10 @@ def attention_model(model, index, prefix=None):
             f"{builder.model.name!r}, got {index!r}"
         )
     if structure.attention[index] is None:
-        raise ValueError(f"block {index} of model {builder.model.name!r} has no MultiHeadAttention layer")
+        raise ValueError(
+            f"`index` must be a block with a MultiHeadAttention layer, got {index}: block "
+            f"{index} of model {builder.model.name!r} has none"
+        )
     layer = builder.layers[structure.attention[index]]
     inputs, arguments = structure.attention_calls[index]
     name = f"{builder.model.name}-Attention-{index}-Probabilities"
