@@ -107,20 +107,25 @@ def timed_calls(fn, n):
     return times
 
 
-def interleave(runners, warmup, rounds, iters):
+def interleave(runners, warmup, rounds, iters, settle=0.05):
     """Per-call seconds of each runner, rounds interleaved.
 
     A runner takes a call count and returns the seconds of each call
     (`timed_calls`, or a peer worker in another process). Every runner first
     runs `warmup` untimed calls; then each round runs `iters` timed calls of
-    every runner in turn.
+    every runner in turn. The order rotates by one each round, so no runner
+    always follows the same one, and `settle` seconds pass between runners:
+    a thread pool keeps spinning for a moment after its work ends, which
+    would otherwise slow whichever runner of another process comes next.
     """
     for run in runners.values():
         run(warmup)
-    times = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            times[name].extend(run(iters))
+    names = list(runners)
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            time.sleep(settle)
+            times[name].extend(runners[name](iters))
     return times
 
 

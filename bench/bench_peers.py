@@ -40,9 +40,11 @@ bert4keras 0.11.5 has no JAX, so its TF + XLA time is printed as the
 reference of the row ("(TF+XLA)").
 
 Timing: per row every peer is built, compiled and warmed up, then each of
-`--rounds` rounds runs `--iters` timed calls of every peer in turn (ours,
-keras-hub, bert4keras 0.11.5); the worker times its own calls, so no pipe
-traffic is timed. Medians and quartiles are over all timed calls of a peer.
+`--rounds` rounds runs `--iters` timed calls of every peer in turn, the
+order rotating by one peer each round, with a 50 ms pause between peers
+(a thread pool spins briefly after its work, which would slow a peer in
+another process that starts at once); the worker times its own calls, so
+no pipe traffic is timed. Medians and quartiles are over all timed calls of a peer.
 All processes run on the same CPUs (`--threads`: CPU affinity and TF's
 intra-op threads). The 1-minute load average is printed per row.
 
