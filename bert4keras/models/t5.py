@@ -36,15 +36,19 @@ def feed_forward_activation(feed_forward_proj, hidden_act, default):
     """(gated, activation) of a T5 config, with transformers' meaning of names.
 
     `feed_forward_proj` ('gated-gelu', 'relu', ...) wins; 'gated-gelu' is the
-    tanh GELU (`gelu_new`) as in transformers, while a bare `hidden_act`
-    'gelu' (bert4keras-style configs) is the erf form.
+    tanh GELU (`gelu_new`) as in transformers, while a `hidden_act` 'gelu'
+    (bert4keras-style configs; `['gelu', 'linear']` there means gated) is
+    the erf form.
     """
     if feed_forward_proj is None:
         if hidden_act is None:
             feed_forward_proj = default
+        elif isinstance(hidden_act, (list, tuple)):  # bert4keras' ['gelu', 'linear']: gated
+            if len(hidden_act) != 2 or hidden_act[1] != "linear":
+                raise ValueError(f"hidden_act must be a name or [name, 'linear'] (gated), got {hidden_act!r}")
+            return True, hidden_act[0]
         else:
-            gated, name = default.startswith("gated-"), hidden_act
-            return gated, name
+            return default.startswith("gated-"), hidden_act
     parts = str(feed_forward_proj).split("-")
     if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated"):
         raise ValueError(f"feed_forward_proj must be 'ACT' or 'gated-ACT' (e.g. 'gated-gelu'), "
