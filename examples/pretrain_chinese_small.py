@@ -52,13 +52,14 @@ WINDOW = 20  # characters: a shared run this long counts as the same text
 SPLIT_SEED = 0  # the examples' default split, which `--pretrained-small` enforces
 MLM_PIECE = 62  # basic_masked_language_model.py: pieces of maxlen 64 - 2 characters
 SIZES = {
-    "full": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
+    "full": dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=4, intermediate_size=1024,
                  max_position_embeddings=512),
     "quick": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                   max_position_embeddings=64),
 }
-# Full run: about 60 minutes on a 2-core CPU (an estimate, see examples/README.md).
-DEFAULTS = {"full": dict(steps=3000, batch_size=32, seq_len=128, warmup=300),
+# Full run: estimated at about 60 minutes on a 2-core CPU (see examples/README.md).
+# The model has the sizes of the sentiment example's from-scratch model.
+DEFAULTS = {"full": dict(steps=2000, batch_size=32, seq_len=128, warmup=200),
             "quick": dict(steps=4, batch_size=8, seq_len=32, warmup=1)}
 
 
@@ -291,7 +292,7 @@ def parse(argv=None):
     parser.add_argument("--output-dir", help=f"default {os.path.relpath(_location.PRETRAINED_SMALL_DIR)} "
                                              "(with --quick: the same name + '_quick')")
     parser.add_argument("--model", default="bert", choices=("bert", "roformer"), help="the family pretrained")
-    parser.add_argument("--steps", type=int, help="optimizer updates (default 3000; --quick 4)")
+    parser.add_argument("--steps", type=int, help="optimizer updates (default 2000; --quick 4)")
     parser.add_argument("--batch-size", type=int, help="default 32 (--quick 8)")
     parser.add_argument("--seq-len", type=int, help="tokens per sample (default 128; --quick 32)")
     parser.add_argument("--warmup", type=int, help="warm-up updates (default 10%% of --steps)")
