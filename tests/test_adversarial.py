@@ -6,6 +6,11 @@ against a hand-computed two-pass step (FGM) and against finite differences
 of the penalised objective (gradient penalty). A small BERT checks the
 `extend_with_*` optimizers and mixed precision (loss scaling).
 """
+import contextlib
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -203,3 +208,50 @@ def test_bad_arguments_name_the_argument():
         AdversarialModel(tiny_model(), method="pgd")
     with pytest.raises(TypeError, match="`model` must be a keras.Model"):
         AdversarialModel("model")
+
+
+def _two_device_worker():
+    """Both methods' one-step checks on 2 devices (run in a fresh process)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        assert strategy.num_replicas_in_sync == 2
+        scope = strategy.scope
+    else:
+        devices = keras.distribution.list_devices()[:2]
+        assert len(devices) == 2, devices
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        scope = contextlib.nullcontext
+    for method in ("fgm", "gradient_penalty"):
+        weights, logs = EXPECTED[method]()
+        with scope():
+            base = tiny_model()
+            model = AdversarialModel(base, "Embedding-Token", epsilon=EPSILON, method=method)
+            got = fit_one_step(model, extended_sgd(LR))
+        for value, want in zip(base.get_weights(), weights):
+            np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-6)
+        for key, want in logs.items():
+            assert got[key] == pytest.approx(want, rel=1e-4), (method, key, got[key], want)
+    print("two-device steps equal numpy")
+
+
+@pytest.mark.slow
+def test_two_devices_equal_numpy():
+    """Under MirroredStrategy (TF) or DataParallel (JAX) on 2 CPU devices, the
+    step is still the single-device numpy step: the embedding gradient that
+    sets the perturbation (or the penalty) is that of the whole batch."""
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend(),
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "two-device steps equal numpy" in proc.stdout
+
+
+if __name__ == "__main__":
+    _two_device_worker()
