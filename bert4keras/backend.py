@@ -200,6 +200,12 @@ def rotary_sin_cos(positions, dim, dtype="float32"):
     return ops.cast(sin[:, :, None, :], dtype), ops.cast(cos[:, :, None, :], dtype)
 
 
+def dims_differ(shape_a, shape_b):
+    """True if two shapes (zipped, so their common leading axes) have a known
+    dimension that differs; None matches anything."""
+    return any(a is not None and b is not None and a != b for a, b in zip(shape_a, shape_b))
+
+
 def concrete_numpy(x):
     """`x` as a numpy array when its value is known now, else None.
 

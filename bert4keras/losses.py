@@ -50,9 +50,7 @@ def multilabel_categorical_crossentropy(y_true, y_pred):
         float32 loss of shape y_pred.shape[:-1].
     """
     tshape, pshape = tuple(y_true.shape), tuple(y_pred.shape)
-    if len(tshape) != len(pshape) or any(
-        a is not None and b is not None and a != b for a, b in zip(tshape, pshape)
-    ):
+    if len(tshape) != len(pshape) or backend.dims_differ(tshape, pshape):
         raise ValueError(
             "multilabel_categorical_crossentropy: y_true shape "
             f"{tshape} must equal y_pred shape {pshape}"
@@ -93,10 +91,7 @@ def sparse_multilabel_categorical_crossentropy(y_true, y_pred, mask_zero=False):
     """
     where = "sparse_multilabel_categorical_crossentropy"
     tshape, pshape = tuple(y_true.shape), tuple(y_pred.shape)
-    if len(tshape) != len(pshape) or any(
-        a is not None and b is not None and a != b
-        for a, b in zip(tshape[:-1], pshape[:-1])
-    ):
+    if len(tshape) != len(pshape) or backend.dims_differ(tshape[:-1], pshape[:-1]):
         raise ValueError(
             f"{where}: y_true must be ids of shape (..., num_positive) with "
             f"the leading axes of y_pred {pshape}; got shape {tshape}"
@@ -147,10 +142,7 @@ def _sparse_span_ids(y_true, y_pred, where):
     if (
         len(tshape) != 4
         or tshape[-1] != 2
-        or any(
-            a is not None and b is not None and a != b
-            for a, b in zip(tshape[:2], pshape[:2])
-        )
+        or backend.dims_differ(tshape[:2], pshape[:2])
     ):
         raise ValueError(
             f"{where}: y_true must be (start, end) pairs of shape (batch, "
@@ -209,9 +201,7 @@ def dense_global_pointer_crossentropy(y_true, y_pred):
     where = "dense_global_pointer_crossentropy"
     _check_scores(y_pred, where)
     tshape, pshape = tuple(y_true.shape), tuple(y_pred.shape)
-    if len(tshape) != 4 or any(
-        a is not None and b is not None and a != b for a, b in zip(tshape, pshape)
-    ):
+    if len(tshape) != 4 or backend.dims_differ(tshape, pshape):
         raise ValueError(
             f"{where}: y_true must have y_pred's shape {pshape}; got {tshape}. "
             f"For (start, end) pairs use global_pointer_crossentropy."

@@ -56,20 +56,17 @@ def _sparse_labels(y_true, y_pred, where):
             f"{tuple(y_pred.shape)}, got shape {shape}. For one-hot labels "
             f"use dense_loss / dense_accuracy."
         )
-    for a, b in zip(shape, tuple(y_pred.shape)[:2]):
-        if a is not None and b is not None and a != b:
-            raise ValueError(
-                f"{where}: y_true shape {shape} must match y_pred shape "
-                f"{tuple(y_pred.shape)} in (batch, length); pass one label per position"
-            )
+    if backend.dims_differ(shape, tuple(y_pred.shape)[:2]):
+        raise ValueError(
+            f"{where}: y_true shape {shape} must match y_pred shape "
+            f"{tuple(y_pred.shape)} in (batch, length); pass one label per position"
+        )
     return ops.cast(y_true, "int32")
 
 
 def _dense_labels(y_true, y_pred, where):
     shape, pshape = tuple(y_true.shape), tuple(y_pred.shape)
-    if len(shape) != 3 or any(
-        a is not None and b is not None and a != b for a, b in zip(shape, pshape)
-    ):
+    if len(shape) != 3 or backend.dims_differ(shape, pshape):
         raise ValueError(
             f"{where}: y_true must be one-hot labels with the shape of y_pred "
             f"{pshape} (batch, length, num_labels), got shape {shape}. For "
@@ -247,8 +244,44 @@ def viterbi_decode(emissions, mask, trans):
     return ops.where(mask, path, 0)
 
 
+def _check_lr_multiplier(lr_multiplier):
+    if not isinstance(lr_multiplier, (int, float)) or not lr_multiplier > 0:
+        raise ValueError(f"lr_multiplier must be a positive number, got {lr_multiplier!r}")
+
+
+def _num_labels(layer, input_shape):
+    if len(input_shape) != 3 or input_shape[-1] is None:
+        raise ValueError(
+            f"{layer.name}: the input must be emissions of shape (batch, length, "
+            f"num_labels) with a known num_labels, got {input_shape}"
+        )
+    return int(input_shape[-1])
+
+
+class _EmissionAccuracy:
+    """The accuracy metrics of the CRF and the MEMM."""
+
+    def sparse_accuracy(self, y_true, y_pred):
+        """Per-token accuracy of the emission argmax on valid tokens (scalar).
+
+        As in bert4keras this ignores the transitions: metrics cannot read
+        model variables during `fit` on JAX (bert4keras 0.x's MEMM used the
+        teacher-forced local softmax, which needs them). For path accuracy,
+        compare `decode(...)` with the labels.
+        """
+        return _emission_accuracy(
+            y_true, y_pred, self.num_labels if self.built else None,
+            f"{self.name}.sparse_accuracy",
+        )
+
+    def dense_accuracy(self, y_true, y_pred):
+        """As `sparse_accuracy`, with one-hot y_true."""
+        labels = ops.argmax(_dense_labels(y_true, y_pred, "dense_accuracy"), -1)
+        return self.sparse_accuracy(labels, y_pred)
+
+
 @keras.saving.register_keras_serializable(package="bert4keras")
-class ConditionalRandomField(keras.layers.Layer):
+class ConditionalRandomField(_EmissionAccuracy, keras.layers.Layer):
     """Linear-chain CRF head: holds the transitions, passes emissions through.
 
     The layer returns its input unchanged except at padded positions (from a
@@ -302,21 +335,12 @@ class ConditionalRandomField(keras.layers.Layer):
 
     def __init__(self, lr_multiplier=1, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(lr_multiplier, (int, float)) or not lr_multiplier > 0:
-            raise ValueError(
-                f"lr_multiplier must be a positive number, got {lr_multiplier!r}"
-            )
+        _check_lr_multiplier(lr_multiplier)
         self.lr_multiplier = lr_multiplier
         self.supports_masking = True
 
     def build(self, input_shape):
-        num_labels = input_shape[-1]
-        if len(input_shape) != 3 or num_labels is None:
-            raise ValueError(
-                f"{self.name}: the input must be emissions of shape (batch, "
-                f"length, num_labels) with a known num_labels, got {input_shape}"
-            )
-        self.num_labels = int(num_labels)
+        self.num_labels = _num_labels(self, input_shape)
         self._trans = self.add_weight(
             name="trans",
             shape=(self.num_labels, self.num_labels),
@@ -408,23 +432,6 @@ class ConditionalRandomField(keras.layers.Layer):
         """Negative log-likelihood per sequence; y_true: one-hot like y_pred."""
         return -self.log_likelihood(y_true, y_pred, sparse=False)
 
-    def sparse_accuracy(self, y_true, y_pred):
-        """Per-token accuracy of the emission argmax on valid tokens (scalar).
-
-        As in bert4keras this ignores the transitions: metrics cannot read
-        model variables during `fit` on JAX. For path accuracy, compare
-        `decode(...)` with the labels.
-        """
-        return _emission_accuracy(
-            y_true, y_pred, self.num_labels if self.built else None,
-            f"{self.name}.sparse_accuracy",
-        )
-
-    def dense_accuracy(self, y_true, y_pred):
-        """As `sparse_accuracy`, with one-hot y_true."""
-        labels = ops.argmax(_dense_labels(y_true, y_pred, "dense_accuracy"), -1)
-        return self.sparse_accuracy(labels, y_pred)
-
     def get_config(self):
         config = super().get_config()
         config.update({"lr_multiplier": self.lr_multiplier})
@@ -460,7 +467,7 @@ def _compact_order(mask, reverse):
 
 
 @keras.saving.register_keras_serializable(package="bert4keras")
-class MaximumEntropyMarkovModel(keras.layers.Layer):
+class MaximumEntropyMarkovModel(_EmissionAccuracy, keras.layers.Layer):
     """Bidirectional maximum-entropy Markov model head (locally normalised).
 
     A lighter alternative to the CRF with the same interface. Going forward,
@@ -500,10 +507,7 @@ class MaximumEntropyMarkovModel(keras.layers.Layer):
 
     def __init__(self, lr_multiplier=1, hidden_dim=None, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(lr_multiplier, (int, float)) or not lr_multiplier > 0:
-            raise ValueError(
-                f"lr_multiplier must be a positive number, got {lr_multiplier!r}"
-            )
+        _check_lr_multiplier(lr_multiplier)
         if hidden_dim is not None and (
             not isinstance(hidden_dim, int) or hidden_dim < 1
         ):
@@ -515,13 +519,7 @@ class MaximumEntropyMarkovModel(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        num_labels = input_shape[-1]
-        if len(input_shape) != 3 or num_labels is None:
-            raise ValueError(
-                f"{self.name}: the input must be emissions of shape (batch, "
-                f"length, num_labels) with a known num_labels, got {input_shape}"
-            )
-        self.num_labels = int(num_labels)
+        self.num_labels = _num_labels(self, input_shape)
         init = _scaled_glorot(1.0 / self.lr_multiplier)
         if self.hidden_dim is None:
             self._trans = self.add_weight(
@@ -598,23 +596,6 @@ class MaximumEntropyMarkovModel(keras.layers.Layer):
         """As `sparse_loss`, with one-hot y_true of y_pred's shape."""
         labels = ops.argmax(_dense_labels(y_true, y_pred, "dense_loss"), -1)
         return self.sparse_loss(labels, y_pred)
-
-    def sparse_accuracy(self, y_true, y_pred):
-        """Per-token accuracy of the emission argmax on valid tokens (scalar).
-
-        bert4keras 0.x used the teacher-forced local softmax, which needs the
-        transitions; metrics cannot read model variables during `fit` on JAX,
-        so this is the transition-free measure, as for the CRF.
-        """
-        return _emission_accuracy(
-            y_true, y_pred, self.num_labels if self.built else None,
-            f"{self.name}.sparse_accuracy",
-        )
-
-    def dense_accuracy(self, y_true, y_pred):
-        """As `sparse_accuracy`, with one-hot y_true."""
-        labels = ops.argmax(_dense_labels(y_true, y_pred, "dense_accuracy"), -1)
-        return self.sparse_accuracy(labels, y_pred)
 
     def get_config(self):
         config = super().get_config()

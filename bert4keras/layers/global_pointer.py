@@ -16,6 +16,14 @@ MASKED_SCORE = -1e12
 """Score given to padded and lower-triangle (start > end) pairs (float32)."""
 
 
+def _check_input_shape(layer, input_shape):
+    if len(input_shape) != 3 or input_shape[-1] is None:
+        raise ValueError(
+            f"{layer.name}: the input must have shape (batch, length, hidden) with a "
+            f"known hidden size, got {input_shape}"
+        )
+
+
 @keras.saving.register_keras_serializable(package="bert4keras")
 class GlobalPointer(keras.layers.Layer):
     """Scores every (start, end) span for `heads` span types.
@@ -98,11 +106,7 @@ class GlobalPointer(keras.layers.Layer):
         self.dense = self._dense(self.heads * self.head_size * 2, "dense")
 
     def build(self, input_shape):
-        if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(
-                f"{self.name}: the input must be input of shape (batch, "
-                f"length, hidden) with a known hidden size, got {input_shape}"
-            )
+        _check_input_shape(self, input_shape)
         self.dense.build(input_shape)
 
     def _rotate(self, *tensors):
@@ -195,11 +199,7 @@ class EfficientGlobalPointer(GlobalPointer):
         self.q_dense = self._dense(self.heads * 2, "q_dense")
 
     def build(self, input_shape):
-        if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(
-                f"{self.name}: the input must be input of shape (batch, "
-                f"length, hidden) with a known hidden size, got {input_shape}"
-            )
+        _check_input_shape(self, input_shape)
         self.p_dense.build(input_shape)
         self.q_dense.build(tuple(input_shape[:2]) + (self.head_size * 2,))
 
