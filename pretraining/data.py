@@ -56,6 +56,9 @@ class DataError(ValueError):
 # ---------------------------------------------------------------------------
 
 
+_REBUILD = "; rebuild the records with `python -m pretraining.data`"
+
+
 def special_token_ids(token_dict):
     """Ids of the special tokens and the pool of random replacement tokens.
 
@@ -68,7 +71,10 @@ def special_token_ids(token_dict):
     for key, token in (("pad_id", "[PAD]"), ("cls_id", "[CLS]"), ("sep_id", "[SEP]"),
                        ("mask_id", "[MASK]")):
         if token not in token_dict:
-            raise ValueError(f"the vocabulary has no {token} token, which MLM pretraining needs")
+            raise ValueError(
+                f"the vocabulary must have a {token} token (MLM pretraining needs it), "
+                "got none; add it to vocab.txt"
+            )
         ids[key] = int(token_dict[token])
     if ids["pad_id"] != 0:
         raise ValueError(f"[PAD] must have id 0 (the models treat id 0 as padding), got {ids['pad_id']}")
@@ -84,7 +90,10 @@ def random_token_pool(vocab_size, excluded_ids):
     keep[np.asarray(excluded_ids, dtype=np.int64)] = False
     pool = np.nonzero(keep)[0]
     if pool.size == 0:
-        raise ValueError("no ordinary tokens left for random replacement")
+        raise ValueError(
+            "the vocabulary must have ordinary (non-special) tokens for random "
+            "replacement, got none"
+        )
     return pool
 
 
@@ -232,7 +241,10 @@ def sample_arrays(words, seq_len, cls_id, sep_id):
         word_ids[position:position + n] = index
         position += n
     if position >= seq_len:
-        raise ValueError(f"sample of {position + 1} tokens does not fit seq_len={seq_len}")
+        raise ValueError(
+            f"`seq_len` must hold the sample, got seq_len={seq_len} for a sample of "
+            f"{position + 1} tokens"
+        )
     input_ids[position] = sep_id
     return input_ids, word_ids
 
@@ -435,12 +447,12 @@ def build_records(
 
     paths = [corpus] if isinstance(corpus, (str, os.PathLike)) else list(corpus)
     if not paths:
-        raise ValueError("corpus: no input files given")
+        raise ValueError("corpus: `paths` must name at least one input file, got none")
     for path in paths:
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"corpus file not found: {path!r}")
+            raise FileNotFoundError(f"corpus files must exist, got {path!r}, which is not found")
     if not os.path.isfile(vocab_path):
-        raise FileNotFoundError(f"vocab file not found: {vocab_path!r}")
+        raise FileNotFoundError(f"`vocab_path` must be an existing file, got {vocab_path!r}, which is not found")
     if masking not in ("static", "dynamic"):
         raise ValueError(f"masking must be 'static' or 'dynamic', got {masking!r}")
     if whole_word not in WHOLE_WORD_MODES:
@@ -511,7 +523,10 @@ def build_records(
         if bar is not None:
             bar.close()
     if sum(counts) == 0:
-        raise ValueError(f"corpus {paths} produced no samples (empty files?)")
+        raise ValueError(
+            f"corpus {paths} must produce samples, got none; check that the files are "
+            "not empty"
+        )
     meta = {key: value for key, value in config.items() if key != "vocab_path"}
     meta.update(
         format_version=FORMAT_VERSION,
@@ -550,7 +565,7 @@ def read_meta(data_dir):
     """
     meta_path = os.path.join(data_dir, META_FILE)
     if not os.path.isdir(data_dir):
-        raise DataError(f"records directory not found: {data_dir!r}")
+        raise DataError(f"records directory not found: {data_dir!r}{_REBUILD}")
     if not os.path.isfile(meta_path):
         raise DataError(f"{meta_path!r} not found: build the records with `python -m pretraining.data`")
     try:
@@ -558,15 +573,15 @@ def read_meta(data_dir):
             meta = json.load(f)
         meta["files"], meta["seq_len"], meta["masking"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
-        raise DataError(f"records meta file {meta_path!r} is malformed: {e!r}") from None
+        raise DataError(f"records meta file {meta_path!r} is malformed: {e!r}{_REBUILD}") from None
     if meta.get("format_version") != FORMAT_VERSION:
         raise DataError(f"{meta_path!r} has format_version {meta.get('format_version')!r}, "
-                        f"expected {FORMAT_VERSION}")
+                        f"expected {FORMAT_VERSION}{_REBUILD}")
     files = []
     for name, info in sorted(meta["files"].items()):
         path = os.path.join(data_dir, name)
         if not os.path.isfile(path):
-            raise DataError(f"record file {path!r} listed in {meta_path!r} is missing")
+            raise DataError(f"record file {path!r} listed in {meta_path!r} is missing{_REBUILD}")
         size = os.path.getsize(path)
         if size != info["bytes"]:
             raise DataError(f"record file {path!r} has {size} bytes but {info['bytes']} were written "
@@ -587,7 +602,7 @@ def feature_spec(masking, seq_len, max_predictions):
     elif masking == "dynamic":
         spec["word_ids"] = tf.io.FixedLenFeature([seq_len], tf.int64)
     else:
-        raise DataError(f"unknown masking {masking!r}")
+        raise DataError(f"`masking` must be 'static' or 'dynamic', got {masking!r}")
     return spec
 
 
@@ -641,7 +656,7 @@ def check_record_file(path, masking, seq_len, max_predictions, full=False):
     except tf.errors.OpError as e:
         raise DataError(f"record file {path!r} is corrupt after record {index}: {e.message}") from None
     if index < 0:
-        raise DataError(f"record file {path!r} holds no records")
+        raise DataError(f"record file {path!r} holds no records{_REBUILD}")
 
 
 def check_records(data_dir, seq_len=None, max_predictions=None, vocab_size=None, full=False):
@@ -781,7 +796,7 @@ def make_dataset(
     max_predictions = meta["max_predictions_per_seq"]
     spec = feature_spec(masking, seq_len, max_predictions)
     if batch_size % split:
-        raise ValueError(f"batch_size {batch_size} is not divisible by split={split}")
+        raise ValueError(f"`batch_size` must be divisible by split={split}, got {batch_size}")
     files = list(files)
     shard_records = num_shards > 1 and len(files) < num_shards
     if num_shards > 1 and not shard_records:

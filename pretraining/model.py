@@ -67,7 +67,10 @@ def build_pretraining_model(builder, max_predictions=None, name="mlm_pretraining
             f"builder model {builder.model.name!r} has no MLM head; build it with with_mlm='linear'"
         )
     if builder.layer_norm_cond is not None:
-        raise ValueError("pretraining models with conditional LayerNorm are not supported")
+        raise ValueError(
+            f"builder model {builder.model.name!r} must have no conditional LayerNorm for "
+            "pretraining, got layer_norm_cond; build it without layer_norm_cond"
+        )
     inputs = list(builder.model.inputs[:2])
     sequence = builder.structure.sequence_output
     positions = keras.Input(

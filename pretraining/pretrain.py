@@ -92,7 +92,10 @@ def make_strategy(name, tpu=None, devices=None):
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "default":
         return tf.distribute.get_strategy()
-    raise ValueError(f"unknown strategy {name!r}; use default, mirrored, multiworker or tpu")
+    raise ValueError(
+        f"--strategy must be default, mirrored, multiworker or tpu, got {name!r} "
+        "(unknown strategy)"
+    )
 
 
 def worker_role(strategy):
@@ -224,7 +227,9 @@ def _setup_strategy(r, strategy):
     if args.cpu_devices:
         devices = configure_cpu_devices(args.cpu_devices)
         if args.strategy != "mirrored":
-            raise ValueError("--cpu-devices only applies to --strategy mirrored")
+            raise ValueError(
+                f"--cpu-devices must go with --strategy mirrored, got --strategy {args.strategy}"
+            )
     else:
         devices = None
     import keras
@@ -243,7 +248,9 @@ def _setup_strategy(r, strategy):
     r.is_chief, r.task_id = worker_role(strategy)
     r.replicas = strategy.num_replicas_in_sync
     if args.batch_size % r.replicas:
-        raise ValueError(f"--batch-size {args.batch_size} is not divisible by the {r.replicas} replicas")
+        raise ValueError(
+            f"--batch-size must be divisible by the {r.replicas} replicas, got {args.batch_size}"
+        )
 
 
 def _check_inputs(r):
