@@ -66,6 +66,7 @@ def read_corpus(folder):
 
 
 @pytest.mark.slow
+@pytest.mark.tf_only  # pure Python: once is enough
 def test_full_corpus_has_no_held_out_text(tmp_path):
     paths, report = recipe.build_corpus(str(tmp_path))
     lines = read_corpus(str(tmp_path))
@@ -88,8 +89,7 @@ def test_recipe_quick_then_fine_tune_with_pretrained_small(tmp_path, capsys):
     export = os.path.join(out, "export")
     for name in ("bert_model.ckpt.index", "bert_config.json", "vocab.txt", "model.keras", "recipe.json"):
         assert os.path.exists(os.path.join(export, name)), name
-    corpus = read_corpus(os.path.join(out, "corpus"))
-    assert corpus and leaks(corpus, held_out_texts()) == []
+    assert read_corpus(os.path.join(out, "corpus"))  # its leaks: test_full_corpus_has_no_held_out_text
     # A second run reuses every step.
     capsys.readouterr()
     again = recipe.main(["--quick", "--output-dir", out, "--no-progress", "--workers", "1"])
