@@ -14,11 +14,13 @@ import importlib.util
 import os
 import sys
 
-import numpy as np
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up lines
 
-from bert4keras.models import build_transformer_model, model_names
-from bert4keras.snippets import sequence_padding
-from bert4keras.tokenizers import Tokenizer
+import numpy as np  # noqa: E402
+
+from bert4keras.models import build_transformer_model, model_names  # noqa: E402
+from bert4keras.snippets import sequence_padding  # noqa: E402
+from bert4keras.tokenizers import Tokenizer  # noqa: E402
 
 SENTENCES = [
     "A man is playing a guitar.",
