@@ -88,7 +88,7 @@ def test_gpt2_ml_checkpoint_round_trip(gpt2_ml, tmp_path):
 
 
 @pytest.mark.parametrize("family", ["gpt2", "gpt2_ml"])
-def test_keras_file_round_trip_and_decoding(family, gpt2, gpt2_ml, tmp_path):
+def test_keras_file_round_trip(family, gpt2, gpt2_ml, tmp_path):
     builder = gpt2 if family == "gpt2" else gpt2_ml
     ids = reference(GPT2)["token_ids"]
     expected = builder.model.predict(ids, verbose=0)
@@ -98,12 +98,7 @@ def test_keras_file_round_trip_and_decoding(family, gpt2, gpt2_ml, tmp_path):
     np.testing.assert_array_equal(loaded.predict(ids, verbose=0), expected)
     np.testing.assert_array_equal(hidden_states_model(loaded).predict(ids, verbose=0)[-1],
                                   hidden_states_model(builder.model).predict(ids, verbose=0)[-1])
-    if family == "gpt2":  # decoding after reload (both families decode above)
-        prefixes = [ids[0, :5], ids[1, :3]]
-        ours = Seq2SeqDecoder(builder.model, end_id=1, maxlen=4).greedy([prefixes])
-        theirs = Seq2SeqDecoder(loaded, end_id=1, maxlen=4).greedy([prefixes])
-        for a, b in zip(ours, theirs):
-            np.testing.assert_array_equal(a, b)
+    assert KVCache(loaded).attention[0] is loaded.get_layer("Transformer-0-MultiHeadSelfAttention")
 
 
 # -------------------------------------------------------- cached decoding

@@ -943,7 +943,8 @@ def build_transformer_model(
             `.safetensors` file, or an HF model directory.
         model: a registered name (`bert4keras.models.model_names()`: 'bert',
             'roberta', 'roformer', 'albert', 'albert_unshared', 'nezha',
-            'electra', 'roformer_v2') or a `Transformer` subclass.
+            'electra', 'roformer_v2', 'gpt2', 'gpt2_ml', 't5.1.1', 'mt5.1.1',
+            't5') or a `Transformer` subclass.
         application: 'encoder', 'lm' (causal mask) or 'unilm'; None: the
             family's default ('encoder'; 'lm' for GPT-2).
         return_keras_model: return the `keras.Model` (default) or the builder,

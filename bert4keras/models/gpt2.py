@@ -1,7 +1,9 @@
 """GPT-2 (HF / OpenAI layout) and GPT2-ML (`newslm/...` names): causal decoders.
 
 Both take `[token_ids]` (token id 0 is padding, as everywhere in this
-library) and return next-token probabilities, or logits with
+library: OpenAI's vocabulary has '!' there, which prompts therefore cannot
+contain; GPT2-ML's BERT vocabulary has [PAD]) and return next-token
+probabilities, or logits with
 `with_lm='linear'`, through the output tied to the token embedding. They
 decode with `Seq2SeqDecoder` and its key/value cache.
 """
