@@ -8,8 +8,17 @@ files saved by that code still load and train on identically. Do not
 regenerate it with newer code: that would defeat the test.
 
     python tests/data/make_optimizer_keras.py
+
+`optimizer_stack_v1_keras310.keras` (and its `_expected.npz`) is the same
+file written by that code under the oldest Keras setup.py allows, so that
+CI's version-floor step checks old files too (a Keras cannot read files
+written by a newer one):
+
+    git archive 30abdb4 bert4keras | tar -x -C OLD
+    PYTHONPATH=OLD python tests/data/make_optimizer_keras.py _keras310   # keras 3.10.0
 """
 import os
+import sys
 
 import keras
 import numpy as np
@@ -19,7 +28,7 @@ from bert4keras import optimizers as bo
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def main():
+def main(suffix=""):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((3,))
     h = keras.layers.Dense(4, name="Embedding-Mapping")(inputs)
@@ -61,11 +70,11 @@ def main():
     y = rng.randn(8, 4, 2).astype("float32")
     for i in range(5):  # odd: saved mid-accumulation
         model.train_on_batch(x[i], y[i])
-    model.save(os.path.join(HERE, "optimizer_stack_v1.keras"))
+    model.save(os.path.join(HERE, f"optimizer_stack_v1{suffix}.keras"))
     for i in range(5, 8):
         model.train_on_batch(x[i], y[i])
     np.savez(
-        os.path.join(HERE, "optimizer_stack_v1_expected.npz"),
+        os.path.join(HERE, f"optimizer_stack_v1{suffix}_expected.npz"),
         x=x[5:],
         y=y[5:],
         iterations=int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
@@ -79,4 +88,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:])
