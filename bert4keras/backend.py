@@ -66,8 +66,8 @@ def get_activation(name):
         return keras.activations.get(name)
     except ValueError:
         raise ValueError(
-            f"Unknown activation {name!r} (hidden_act). Known: "
-            f"{sorted(_ACTIVATIONS)} or any Keras activation name."
+            f"`hidden_act` must be one of {sorted(_ACTIVATIONS)} or a Keras "
+            f"activation name, got unknown activation {name!r}; fix the config"
         ) from None
 
 

@@ -29,7 +29,7 @@ def _check_index_range(idx, limit, where, what, ignore_zero=False):
         bad_np = (values < 0) | (values >= limit)
         if bad_np.any():
             raise ValueError(
-                f"{where}: {what} must lie in [0, {limit}); got "
+                f"{where}: {what} must lie in [0, {limit}), got "
                 f"{values[bad_np][:5].tolist()} at index "
                 f"{[tuple(int(i) for i in p) for p in np.argwhere(bad_np)[:5]]}"
             )
@@ -94,7 +94,7 @@ def sparse_multilabel_categorical_crossentropy(y_true, y_pred, mask_zero=False):
     if len(tshape) != len(pshape) or backend.dims_differ(tshape[:-1], pshape[:-1]):
         raise ValueError(
             f"{where}: y_true must be ids of shape (..., num_positive) with "
-            f"the leading axes of y_pred {pshape}; got shape {tshape}"
+            f"the leading axes of y_pred {pshape}, got shape {tshape}"
         )
     y_pred = ops.cast(y_pred, "float32")
     idx = ops.cast(y_true, "int32")
@@ -131,7 +131,7 @@ def _check_scores(y_pred, where):
     ):
         raise ValueError(
             f"{where}: y_pred must be GlobalPointer scores of shape (batch, "
-            f"heads, length, length); got shape {shape}"
+            f"heads, length, length), got shape {shape}"
         )
 
 
@@ -146,7 +146,7 @@ def _sparse_span_ids(y_true, y_pred, where):
     ):
         raise ValueError(
             f"{where}: y_true must be (start, end) pairs of shape (batch, "
-            f"heads, max_spans, 2) matching y_pred {pshape} in (batch, heads); "
+            f"heads, max_spans, 2) matching y_pred {pshape} in (batch, heads), "
             f"got shape {tshape}. For dense (batch, heads, length, length) "
             f"targets use dense_global_pointer_crossentropy."
         )
@@ -203,7 +203,7 @@ def dense_global_pointer_crossentropy(y_true, y_pred):
     tshape, pshape = tuple(y_true.shape), tuple(y_pred.shape)
     if len(tshape) != 4 or backend.dims_differ(tshape, pshape):
         raise ValueError(
-            f"{where}: y_true must have y_pred's shape {pshape}; got {tshape}. "
+            f"{where}: y_true must have y_pred's shape {pshape}, got {tshape}. "
             f"For (start, end) pairs use global_pointer_crossentropy."
         )
     shape = ops.shape(y_pred)[:2] + (-1,)
