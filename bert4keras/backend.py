@@ -152,13 +152,20 @@ def relative_position_table(relative, dim, max_distance):
     learned, so checkpoints do not hold it).
 
     Args:
-        relative: int tensor of distances `key_position - query_position`.
+        relative: int tensor of distances `key_position - query_position`;
+            a numpy array gives a numpy table (a constant when traced).
         dim: even feature size (the attention key size).
         max_distance: the clipping distance (`max_relative_position`).
 
     Returns:
         `relative.shape + (dim,)` features.
     """
+    if isinstance(relative, np.ndarray):
+        # Static distances: a numpy constant. On JAX, XLA would otherwise
+        # evaluate sin/cos for every (query, key, feature) on each call.
+        index = np.clip(relative, -max_distance, max_distance) + max_distance
+        angles = index[..., None] * np.exp(np.arange(dim // 2) * (-2.0 * math.log(10000.0) / dim))
+        return np.stack([np.sin(angles), np.cos(angles)], axis=-1).reshape(relative.shape + (dim,)).astype("float32")
     index = ops.clip(relative, -max_distance, max_distance) + max_distance
     table = sinusoidal_table(index, dim)
     half = dim // 2

@@ -2,6 +2,7 @@
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from bert4keras import backend
@@ -320,7 +321,10 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         """(q_len, k_len, key_size) or (batch, q_len, k_len, key_size) features."""
         if self.max_relative_position is None:
             return None
-        if q_positions is None and k_positions is None:
+        q_len, k_len = qw.shape[1], kw.shape[1]
+        if q_positions is None and k_positions is None and isinstance(q_len, int) and isinstance(k_len, int):
+            relative = np.arange(k_len)[None, :] - np.arange(q_len)[:, None]
+        elif q_positions is None and k_positions is None:
             relative = ops.arange(ops.shape(kw)[1])[None, :] - ops.arange(ops.shape(qw)[1])[:, None]
         else:
             if q_positions is None:
