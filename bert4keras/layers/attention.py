@@ -297,7 +297,7 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         else:
             logits = ops.einsum("btnh,bsnh->bnts", qw, kw)
             if relative is not None:
-                logits = logits + self._relative_einsum("btnh,{}tsh->bnts", qw, relative)
+                logits = logits + self._relative_logits(qw, relative)
             logits = ops.cast(logits, "float32") * scale
             if attention_bias is not None:
                 logits = logits + ops.cast(attention_bias, "float32")
@@ -312,7 +312,7 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
             dropped = ops.cast(dropped, vw.dtype)
             context = ops.einsum("bnts,bsnh->btnh", dropped, vw)
             if relative is not None:
-                context = context + self._relative_einsum("bnts,{}tsh->btnh", dropped, relative)
+                context = context + self._relative_context(dropped, relative)
         shape = ops.shape(context)
         context = ops.reshape(context, (shape[0], shape[1], self.heads * self.head_size))
         return context, probs
@@ -338,9 +338,31 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         return ops.cast(table, qw.dtype)
 
     @staticmethod
-    def _relative_einsum(equation, x, relative):
-        # Shared (q, k, d) features have no batch axis; per-row ones do.
-        return ops.einsum(equation.format("b" if len(relative.shape) == 4 else ""), x, relative)
+    def _relative_logits(qw, relative):
+        """(batch, heads, q_len, k_len) query-feature products.
+
+        Shared (q, k, d) features go through one matmul batched over the
+        query axis, whose layout XLA on JAX runs faster than the einsum
+        (7% of a NEZHA MiniLM forward on CPU; TF's XLA chose it already).
+        Per-row (batch, q, k, d) features, as in cached decoding, use the
+        einsum.
+        """
+        if len(relative.shape) == 4:
+            return ops.einsum("btnh,btsh->bnts", qw, relative)
+        b, t, n, h = ops.shape(qw)
+        q = ops.reshape(ops.transpose(qw, (1, 0, 2, 3)), (t, b * n, h))
+        y = ops.matmul(q, ops.transpose(relative, (0, 2, 1)))  # (t, b * n, k_len)
+        return ops.transpose(ops.reshape(y, (t, b, n, -1)), (1, 2, 0, 3))
+
+    @staticmethod
+    def _relative_context(probs, relative):
+        """(batch, q_len, heads, size) probability-weighted features; see `_relative_logits`."""
+        if len(relative.shape) == 4:
+            return ops.einsum("bnts,btsh->btnh", probs, relative)
+        b, n, t, k = ops.shape(probs)
+        p = ops.reshape(ops.transpose(probs, (2, 0, 1, 3)), (t, b * n, k))
+        y = ops.matmul(p, relative)  # (t, b * n, size)
+        return ops.transpose(ops.reshape(y, (t, b, n, -1)), (1, 0, 2, 3))
 
     def dropout_keep_mask(self, q, k):
         """A random boolean (batch, heads, q_len, k_len) mask of kept probabilities.
