@@ -93,6 +93,8 @@ def main(argv=None):
 
     sentences, report = _corpora.load_people_daily()
     print(report)
+    if args.quick:  # a smoke test: fewer lines to convert to pinyin
+        sentences = sentences[:3000]
     train, valid, test = (pinyin_clauses(split, args.min_length, args.max_length)
                           for split in _options.split_data(sentences, seed=args.split_seed))
     if args.quick:
