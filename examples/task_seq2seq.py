@@ -131,6 +131,49 @@ def char_accuracy(predicted, gold):
     return right / max(sum(map(len, gold)), 1)
 
 
+def lookup_baseline(train, test):
+    """Character accuracy of writing each syllable's most frequent training character."""
+    counts = collections.defaultdict(collections.Counter)
+    for pinyin, chars in train:
+        for syllable, char in zip(pinyin.split(), chars):
+            counts[syllable][char] += 1
+    lookup = ["".join(counts[s].most_common(1)[0][0] if counts[s] else "?" for s in p.split()) for p, _ in test]
+    return char_accuracy(lookup, [chars for _, chars in test])
+
+
+def decode_and_report(args, tokenizer, train, test, decoder, inputs_of, how):
+    """Beam-search the test clauses in equal batches; print and return the figures.
+
+    `inputs_of(batch)` turns a (batch, length) array of source ids into the
+    decoder's inputs, and `how` names the decoding in the speed line. The
+    first batch runs once untimed, so compilation is left out of the speed.
+    """
+    batch_size = min(64, len(test))
+    test = test[:len(test) // batch_size * batch_size]
+    inputs = np.array([encode_source(tokenizer, pinyin, args.max_length) for pinyin, _ in test])
+    decoder.beam_search(inputs_of(inputs[:batch_size]), topk=args.beam)
+    predicted, generated, decode_start = [], 0, time.time()
+    for i in range(0, len(inputs), batch_size):
+        outputs = decoder.beam_search(inputs_of(inputs[i:i + batch_size]), topk=args.beam)
+        generated += sum(len(o) for o in outputs)
+        predicted += [tokenizer.decode(o) for o in outputs]
+    decode_seconds = time.time() - decode_start
+
+    gold = [chars for _, chars in test]
+    accuracy = char_accuracy(predicted, gold)
+    exact = float(np.mean([p == g for p, g in zip(predicted, gold)]))
+    baseline = lookup_baseline(train, test)
+    for (pinyin, chars), guess in list(zip(test, predicted))[:5]:
+        print(f"  {pinyin}\n    -> {guess}   (reference {chars})")
+    print(f"test character accuracy: {accuracy:.4f}, exact match: {exact:.4f} ({len(test)} clauses, beam {args.beam})")
+    print(f"lookup baseline (most frequent character per syllable): character accuracy {baseline:.4f}")
+    print(f"decoding: {generated / decode_seconds:.0f} output tokens/s ({how}, beam "
+          f"{args.beam}, batches of {batch_size}: {generated} tokens in {decode_seconds:.1f} s)")
+    _runner.finish(args)
+    return {"char_accuracy": accuracy, "exact_match": exact, "baseline_char_accuracy": baseline,
+            "tokens_per_second": generated / decode_seconds}
+
+
 def main(argv=None):
     parser = _options.model_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=2)
@@ -183,39 +226,8 @@ def main(argv=None):
     # batch, which is left out of the timing.
     end_id = tokenizer.token_to_id("[SEP]")
     decoder = Seq2SeqDecoder(model, end_id=end_id, maxlen=args.max_length + 1)
-    batch_size = min(64, len(test))
-    test = test[:len(test) // batch_size * batch_size]
-    inputs = np.array([encode_source(tokenizer, pinyin, args.max_length) for pinyin, _ in test])
-    decoder.beam_search([inputs[:batch_size], np.zeros_like(inputs[:batch_size])], topk=args.beam)
-    predicted, generated, decode_start = [], 0, time.time()
-    for i in range(0, len(inputs), batch_size):
-        batch = inputs[i:i + batch_size]
-        outputs = decoder.beam_search([batch, np.zeros_like(batch)], topk=args.beam)
-        generated += sum(len(o) for o in outputs)
-        predicted += [tokenizer.decode(o) for o in outputs]
-    decode_seconds = time.time() - decode_start
-
-    gold = [chars for _, chars in test]
-    accuracy = char_accuracy(predicted, gold)
-    exact = float(np.mean([p == g for p, g in zip(predicted, gold)]))
-
-    # Lookup baseline: each syllable's most frequent character in training.
-    counts = collections.defaultdict(collections.Counter)
-    for pinyin, chars in train:
-        for syllable, char in zip(pinyin.split(), chars):
-            counts[syllable][char] += 1
-    lookup = ["".join(counts[s].most_common(1)[0][0] if counts[s] else "?" for s in p.split()) for p, _ in test]
-    baseline = char_accuracy(lookup, gold)
-
-    for (pinyin, chars), guess in list(zip(test, predicted))[:5]:
-        print(f"  {pinyin}\n    -> {guess}   (reference {chars})")
-    print(f"test character accuracy: {accuracy:.4f}, exact match: {exact:.4f} ({len(test)} clauses, beam {args.beam})")
-    print(f"lookup baseline (most frequent character per syllable): character accuracy {baseline:.4f}")
-    print(f"decoding: {generated / decode_seconds:.0f} output tokens/s (KV-cached beam search, beam "
-          f"{args.beam}, batches of {batch_size}: {generated} tokens in {decode_seconds:.1f} s)")
-    _runner.finish(args)
-    return {"char_accuracy": accuracy, "exact_match": exact, "baseline_char_accuracy": baseline,
-            "tokens_per_second": generated / decode_seconds}
+    return decode_and_report(args, tokenizer, train, test, decoder, lambda batch: [batch, np.zeros_like(batch)],
+                             "KV-cached beam search")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,8 @@ the decoding speed in generated tokens per second.
     pip install pypinyin
     python examples/task_seq2seq_t5.py
 """
-import collections
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up lines
 
@@ -31,7 +29,7 @@ import _corpora  # noqa: E402
 import _location  # noqa: E402
 import _options  # noqa: E402
 import _runner  # noqa: E402
-from task_seq2seq import build_vocab, char_accuracy, encode_source, pinyin_clauses  # noqa: E402
+from task_seq2seq import build_vocab, decode_and_report, encode_source, pinyin_clauses  # noqa: E402
 
 from bert4keras.generation import EncoderDecoderGenerator  # noqa: E402
 from bert4keras.models import build_transformer_model  # noqa: E402
@@ -43,16 +41,6 @@ SMALL = dict(hidden_size=192, num_hidden_layers=2, num_attention_heads=3, attent
              dropout_rate=0.1)
 QUICK = dict(SMALL, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, attention_head_size=32,
              intermediate_size=128)
-
-
-def lookup_baseline(train, test):
-    """Character accuracy of writing each syllable's most frequent training character."""
-    pairs = collections.Counter((s, c) for pinyin, chars in train for s, c in zip(pinyin.split(), chars))
-    best = {}
-    for (syllable, char), _ in pairs.most_common():
-        best.setdefault(syllable, char)
-    guesses = ["".join(best.get(s, "?") for s in pinyin.split()) for pinyin, _ in test]
-    return char_accuracy(guesses, [chars for _, chars in test])
 
 
 class Generator(DataGenerator):
@@ -121,30 +109,8 @@ def main(argv=None):
     # the first batch, which is left out of the timing.
     decoder = EncoderDecoderGenerator(t5, start_id=tokenizer.token_to_id("[CLS]"),
                                       end_id=tokenizer.token_to_id("[SEP]"), maxlen=args.max_length + 1)
-    batch_size = min(64, len(test))
-    test = test[:len(test) // batch_size * batch_size]
-    inputs = np.array([encode_source(tokenizer, pinyin, args.max_length) for pinyin, _ in test])
-    decoder.beam_search([inputs[:batch_size]], topk=args.beam)
-    predicted, generated, decode_start = [], 0, time.time()
-    for i in range(0, len(inputs), batch_size):
-        outputs = decoder.beam_search([inputs[i:i + batch_size]], topk=args.beam)
-        generated += sum(len(o) for o in outputs)
-        predicted += [tokenizer.decode(o) for o in outputs]
-    decode_seconds = time.time() - decode_start
-
-    gold = [chars for _, chars in test]
-    accuracy = char_accuracy(predicted, gold)
-    exact = float(np.mean([p == g for p, g in zip(predicted, gold)]))
-    baseline = lookup_baseline(train, test)
-    for (pinyin, chars), guess in list(zip(test, predicted))[:5]:
-        print(f"  {pinyin}\n    -> {guess}   (reference {chars})")
-    print(f"test character accuracy: {accuracy:.4f}, exact match: {exact:.4f} ({len(test)} clauses, beam {args.beam})")
-    print(f"lookup baseline (most frequent character per syllable): character accuracy {baseline:.4f}")
-    print(f"decoding: {generated / decode_seconds:.0f} output tokens/s (cached encoder-decoder beam search, "
-          f"beam {args.beam}, batches of {batch_size}: {generated} tokens in {decode_seconds:.1f} s)")
-    _runner.finish(args)
-    return {"char_accuracy": accuracy, "exact_match": exact, "baseline_char_accuracy": baseline,
-            "tokens_per_second": generated / decode_seconds}
+    return decode_and_report(args, tokenizer, train, test, decoder, lambda batch: [batch],
+                             "cached encoder-decoder beam search")
 
 
 if __name__ == "__main__":
