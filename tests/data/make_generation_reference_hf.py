@@ -1,6 +1,6 @@
 """Reference checkpoints and outputs for GPT-2 and mT5.1.1 from transformers (separate env).
 
-    /work/refenv_hf/bin/python tests/data/make_generation_reference_hf.py
+    $HF_ENV/bin/python tests/data/make_generation_reference_hf.py  (the env of make_family_reference_hf.py)
 
 It writes tests/data/families/<case>/ with config.json and model.safetensors as
 save_pretrained writes them (tied copies left out), and reference.npz with
