@@ -288,10 +288,12 @@ def pretrain_step(out, records, vocab_path, config_path, args):
 
 
 def parse(argv=None):
+    from bert4keras.models import model_names
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output-dir", help=f"default {os.path.relpath(_location.PRETRAINED_SMALL_DIR)} "
                                              "(with --quick: the same name + '_quick')")
-    parser.add_argument("--model", default="bert", choices=("bert", "roformer"), help="the family pretrained")
+    parser.add_argument("--model", default="bert", choices=model_names(), help="the family pretrained")
     parser.add_argument("--steps", type=int, help="optimizer updates (default 2000; --quick 4)")
     parser.add_argument("--batch-size", type=int, help="default 32 (--quick 8)")
     parser.add_argument("--seq-len", type=int, help="tokens per sample (default 128; --quick 32)")

@@ -174,8 +174,9 @@ def decode_and_report(args, tokenizer, train, test, decoder, inputs_of, how):
             "tokens_per_second": generated / decode_seconds}
 
 
-def main(argv=None):
-    parser = _options.model_arguments(__doc__.split("\n\n")[0])
+def seq2seq_arguments(description, lr_help):
+    """The command line both pinyin-to-characters examples share."""
+    parser = _options.model_arguments(description)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--train-size", type=int, default=48000, help="training clauses (0: all)")
@@ -183,8 +184,13 @@ def main(argv=None):
     parser.add_argument("--min-length", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=16)
     parser.add_argument("--beam", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=None,
-                        help="default 1e-3 from scratch, 1e-4 with --pretrained-small, 2e-5 fine-tuning")
+    parser.add_argument("--lr", type=float, default=None, help=lr_help)
+    return parser
+
+
+def main(argv=None):
+    parser = seq2seq_arguments(__doc__.split("\n\n")[0],
+                               "default 1e-3 from scratch, 1e-4 with --pretrained-small, 2e-5 fine-tuning")
     args = _runner.parse(parser, argv)
 
     sentences, report = _corpora.load_people_daily()

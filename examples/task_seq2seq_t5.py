@@ -29,7 +29,7 @@ import _corpora  # noqa: E402
 import _location  # noqa: E402
 import _options  # noqa: E402
 import _runner  # noqa: E402
-from task_seq2seq import build_vocab, decode_and_report, encode_source, pinyin_clauses  # noqa: E402
+from task_seq2seq import build_vocab, decode_and_report, encode_source, pinyin_clauses, seq2seq_arguments  # noqa: E402
 
 from bert4keras.generation import EncoderDecoderGenerator  # noqa: E402
 from bert4keras.models import build_transformer_model  # noqa: E402
@@ -65,15 +65,7 @@ class Generator(DataGenerator):
 
 
 def main(argv=None):
-    parser = _options.model_arguments(__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--train-size", type=int, default=48000, help="training clauses (0: all)")
-    parser.add_argument("--test-size", type=int, default=512, help="test clauses decoded")
-    parser.add_argument("--min-length", type=int, default=4)
-    parser.add_argument("--max-length", type=int, default=16)
-    parser.add_argument("--beam", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=None, help="default 1e-3 (from scratch)")
+    parser = seq2seq_arguments(__doc__.split("\n\n")[0], "default 1e-3 (from scratch)")
     args = _runner.parse(parser, argv)
     if args.config or args.checkpoint or args.pretrained_small:
         parser.error("this example trains an mT5.1.1-layout model from scratch; --config/--checkpoint/"
