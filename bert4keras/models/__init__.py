@@ -6,21 +6,18 @@ registered family (`model_names()`); a new family is one module with a
 """
 from bert4keras.models.base import (
     APPLICATIONS,
-    CONFIG_KEYS,
     MODELS,
-    AttentionProbabilities,
     Structure,
     Transformer,
     TransformerModel,
-    attention_model,
     build_transformer_model,
     builder_of,
-    hidden_states_model,
     model_names,
-    read_config,
     register,
     structure_of,
 )
+from bert4keras.models.config import CONFIG_KEYS, read_config
+from bert4keras.models.probes import AttentionProbabilities, attention_model, hidden_states_model
 from bert4keras.models.bert import BERT
 from bert4keras.models.roformer import RoFormer
 from bert4keras.models.albert import ALBERT, ALBERTUnshared

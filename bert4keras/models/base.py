@@ -35,32 +35,9 @@ from bert4keras.layers import (
     MultiHeadAttention,
     TokenSlice,
 )
+from bert4keras.models import config as configs
+from bert4keras.models.config import CONFIG_KEYS, read_config
 
-# Config keys every family reads from Google `bert_config.json` or HF
-# `config.json`, mapped to builder arguments. A family adds its own in
-# `Transformer.config_keys`.
-CONFIG_KEYS = {
-    "vocab_size": "vocab_size",
-    "hidden_size": "hidden_size",
-    "num_hidden_layers": "num_hidden_layers",
-    "num_attention_heads": "num_attention_heads",
-    "intermediate_size": "intermediate_size",
-    "hidden_act": "hidden_act",
-    "max_position_embeddings": "max_position",
-    "type_vocab_size": "segment_vocab_size",
-    "hidden_dropout_prob": "dropout_rate",
-    "attention_probs_dropout_prob": "attention_dropout_rate",
-    "layer_norm_eps": "layer_norm_eps",
-    "embedding_size": "embedding_size",
-    "initializer_range": "initializer_range",
-}
-REQUIRED_KEYS = (
-    "vocab_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-)
 APPLICATIONS = {"encoder": "bidirectional", "lm": "causal", "unilm": "unilm"}
 
 # name -> Transformer subclass; filled by `register` as family modules import.
@@ -86,65 +63,6 @@ def register(*names):
 def model_names():
     """The registered `model=` names, sorted (for command-line choices)."""
     return sorted(MODELS)
-
-
-def read_config(config_path, model_class=None):
-    """Read a Google or HF config file into builder arguments.
-
-    Keys of `CONFIG_KEYS` and of `model_class.config_keys` are kept; others
-    are ignored. Raises a `ValueError` naming the file for unreadable JSON,
-    and the key for missing or invalid values.
-    """
-    if not os.path.isfile(config_path):
-        raise FileNotFoundError(
-            f"`config_path` must be an existing file, got {config_path!r}, which does not "
-            "exist; check the path"
-        )
-    try:
-        with open(config_path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(
-            f"config file {config_path!r} must be JSON, got a file that is not valid JSON: "
-            f"{e}; fix or re-download it"
-        ) from None
-    if not isinstance(raw, dict):
-        raise ValueError(
-            f"config file {config_path!r} must hold a JSON object, got {type(raw).__name__}"
-        )
-    keys = dict(CONFIG_KEYS)
-    if model_class is not None:
-        keys.update(model_class.config_keys)
-    config = {keys[k]: v for k, v in raw.items() if k in keys and v is not None}
-    config["_source"] = config_path
-    config["_model_type"] = raw.get("model_type")
-    return config
-
-
-def _check_config(config, source):
-    where = f" in config {source!r}" if source else ""
-    for key in REQUIRED_KEYS:
-        if key not in config:
-            raise ValueError(
-                f"key {key!r}{where} must be given, got a config without it; add it to "
-                f"the config or pass {key}=..."
-            )
-    for key in REQUIRED_KEYS + ("max_position", "embedding_size"):
-        value = config.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-            raise ValueError(f"key {key!r}{where} must be a positive integer, got {value!r}")
-    seg = config.get("segment_vocab_size")
-    if seg is not None and (not isinstance(seg, int) or seg < 0):
-        raise ValueError(f"key 'type_vocab_size'{where} must be a non-negative integer, got {seg!r}")
-    for key in ("dropout_rate", "attention_dropout_rate"):
-        value = config.get(key)
-        if value is not None and not (isinstance(value, (int, float)) and 0 <= value < 1):
-            raise ValueError(f"key {key!r}{where} must be in [0, 1), got {value!r}")
-    if config["hidden_size"] % config["num_attention_heads"]:
-        raise ValueError(
-            f"hidden_size{where} must be a multiple of num_attention_heads, got "
-            f"{config['hidden_size']} and {config['num_attention_heads']} (not divisible)"
-        )
 
 
 def _warn_if_remat_is_undone():
@@ -853,7 +771,7 @@ class Transformer:
     @classmethod
     def check_config(cls, config, source):
         """Validate (and complete) builder arguments read from a config; raises `ValueError`."""
-        _check_config(config, source)
+        configs.check_config(config, source)
 
     @classmethod
     def recognizes(cls, reader):
@@ -1005,84 +923,3 @@ def build_transformer_model(
     if checkpoint_path is not None:
         builder.load_weights_from_checkpoint(checkpoint_path)
     return builder.model if return_keras_model else builder
-
-
-def hidden_states_model(model, prefix=None):
-    """A model returning the embedding output and every block's output.
-
-    It shares layers and weights with `model` (nothing is rebuilt or
-    copied), and works for every family, shared blocks included (ALBERT).
-    `prefix` is accepted for compatibility and unused: the model's
-    structure knows its layer names.
-
-    Example:
-    ```python
-    states = hidden_states_model(bert).predict([token_ids, segment_ids])
-    # states[0]: embeddings; states[i + 1]: output of block i
-    ```
-    """
-    builder = builder_of(model)
-    structure = builder.structure
-    outputs = [structure.embedding_output] + list(structure.block_outputs)
-    return keras.Model(builder.model.inputs, outputs, name=builder.model.name + "-hidden-states")
-
-
-@keras.saving.register_keras_serializable(package="bert4keras")
-class AttentionProbabilities(keras.layers.Layer):
-    """Returns the attention probabilities of a wrapped `MultiHeadAttention`.
-
-    Shares the wrapped layer (and its weights); used by `attention_model`.
-    A layer of its own because a Keras layer's number of outputs is fixed by
-    its first call.
-
-    Args:
-        attention: the `MultiHeadAttention` layer to probe.
-    """
-
-    def __init__(self, attention, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(attention, dict):
-            attention = keras.saving.deserialize_keras_object(attention)
-        self.attention = attention
-
-    def call(self, inputs, attention_mask=None):
-        return self.attention(inputs, attention_mask=attention_mask, return_attention_scores=True)[1]
-
-    def compute_output_spec(self, inputs, attention_mask=None):
-        return self.attention.compute_output_spec(inputs, return_attention_scores=True)[1]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(attention=keras.saving.serialize_keras_object(self.attention))
-        return config
-
-
-def attention_model(model, index, prefix=None):
-    """A model returning block `index`'s attention probabilities (float32).
-
-    The output has shape (batch, heads, query_length, key_length); it shares
-    the attention layer and its weights with `model`. `prefix` is accepted
-    for compatibility and unused.
-
-    Example:
-    ```python
-    probs = attention_model(bert, 3).predict([token_ids, segment_ids])
-    ```
-    """
-    builder = builder_of(model)
-    structure = builder.structure
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(structure.attention):
-        raise ValueError(
-            f"index must be a block index in [0, {len(structure.attention)}) of model "
-            f"{builder.model.name!r}, got {index!r}"
-        )
-    if structure.attention[index] is None:
-        raise ValueError(
-            f"`index` must be a block with a MultiHeadAttention layer, got {index}: block "
-            f"{index} of model {builder.model.name!r} has none"
-        )
-    layer = builder.layers[structure.attention[index]]
-    inputs, arguments = structure.attention_calls[index]
-    name = f"{builder.model.name}-Attention-{index}-Probabilities"
-    probs = AttentionProbabilities(layer, name=name)(inputs, attention_mask=arguments.get("attention_mask"))
-    return keras.Model(builder.model.inputs, probs, name=builder.model.name + "-attention-%d" % index)

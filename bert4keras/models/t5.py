@@ -29,7 +29,8 @@ from bert4keras.layers import (
     PaddedStates,
     RelativePositionBias,
 )
-from bert4keras.models.base import Structure, Transformer, TransformerModel, _check_config, register
+from bert4keras.models.base import Structure, Transformer, TransformerModel, register
+from bert4keras.models import config as configs
 
 
 def feed_forward_activation(feed_forward_proj, hidden_act, default):
@@ -144,8 +145,8 @@ class T5(Transformer):
         if isinstance(heads, int) and isinstance(size, int) and size > 0:
             checked["hidden_size"] = heads * size  # d_model need not be heads * d_kv
             if "hidden_size" in config:
-                _check_config(dict(config, num_attention_heads=1), source)
-        _check_config(checked, source)
+                configs.check_config(dict(config, num_attention_heads=1), source)
+        configs.check_config(checked, source)
 
     @classmethod
     def recognizes(cls, reader):
