@@ -57,9 +57,9 @@ SIZES = {
     "quick": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                   max_position_embeddings=64),
 }
-# Full run: estimated at about 60 minutes on a 2-core CPU (see examples/README.md).
+# Full run: measured time in examples/README.md.
 # The model has the sizes of the sentiment example's from-scratch model.
-DEFAULTS = {"full": dict(steps=2000, batch_size=32, seq_len=128, warmup=200),
+DEFAULTS = {"full": dict(steps=5000, batch_size=32, seq_len=128, warmup=500),
             "quick": dict(steps=4, batch_size=8, seq_len=32, warmup=1)}
 
 
@@ -294,7 +294,7 @@ def parse(argv=None):
     parser.add_argument("--output-dir", help=f"default {os.path.relpath(_location.PRETRAINED_SMALL_DIR)} "
                                              "(with --quick: the same name + '_quick')")
     parser.add_argument("--model", default="bert", choices=model_names(), help="the family pretrained")
-    parser.add_argument("--steps", type=int, help="optimizer updates (default 2000; --quick 4)")
+    parser.add_argument("--steps", type=int, help="optimizer updates (default 5000; --quick 4)")
     parser.add_argument("--batch-size", type=int, help="default 32 (--quick 8)")
     parser.add_argument("--seq-len", type=int, help="tokens per sample (default 128; --quick 32)")
     parser.add_argument("--warmup", type=int, help="warm-up updates (default 10%% of --steps)")
