@@ -86,7 +86,7 @@ def arguments(doc):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--maxlen", type=int, default=126, help="characters per piece of text")
     parser.add_argument("--lr", type=float, default=None,
-                        help="default 1e-3 from scratch, 1e-4 with --pretrained-small, 2e-5 fine-tuning")
+                        help="default 1e-3 from scratch and with --pretrained-small, 2e-5 from other checkpoints")
     return parser
 
 

@@ -110,7 +110,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--maxlen", type=int, default=128)
     parser.add_argument("--lr", type=float, default=None,
-                        help="default 1e-3 from scratch, 1e-4 with --pretrained-small, 2e-5 fine-tuning")
+                        help="default 1e-3 from scratch and with --pretrained-small, 2e-5 from other checkpoints")
     parser.add_argument("--layer-decay", type=float, default=0.9, help="layer-wise lr decay factor")
     parser.add_argument("--ema", type=float, default=0.99, help="EMA momentum")
     parser.add_argument("--mlm-steps", type=int, default=None,

@@ -190,7 +190,7 @@ def seq2seq_arguments(description, lr_help):
 
 def main(argv=None):
     parser = seq2seq_arguments(__doc__.split("\n\n")[0],
-                               "default 1e-3 from scratch, 1e-4 with --pretrained-small, 2e-5 fine-tuning")
+                               "default 1e-3 from scratch and with --pretrained-small, 2e-5 from other checkpoints")
     args = _runner.parse(parser, argv)
 
     sentences, report = _corpora.load_people_daily()

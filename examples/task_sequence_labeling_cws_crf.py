@@ -233,7 +233,7 @@ def main(argv=None):
     parser.add_argument("--train-size", type=int, default=10000, help="training pieces (0: all)")
     parser.add_argument("--maxlen", type=int, default=126, help="characters per training piece")
     parser.add_argument("--lr", type=float, default=None,
-                        help="default 1e-3 from scratch, 1e-4 with --pretrained-small, 2e-5 fine-tuning")
+                        help="default 1e-3 from scratch and with --pretrained-small, 2e-5 from other checkpoints")
     parser.add_argument("--lr-multipliers", type=float, nargs="+", default=[1, 100],
                         help="CRF lr_multiplier of each run (default: 1 and 100)")
     parser.add_argument("--no-dictionary", action="store_true",

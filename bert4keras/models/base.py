@@ -35,8 +35,8 @@ from bert4keras.layers import (
     MultiHeadAttention,
     TokenSlice,
 )
-from bert4keras.models import config as configs
 from bert4keras.models.config import CONFIG_KEYS, read_config
+from bert4keras.models.config import check_config as check_builder_config
 
 APPLICATIONS = {"encoder": "bidirectional", "lm": "causal", "unilm": "unilm"}
 
@@ -771,7 +771,7 @@ class Transformer:
     @classmethod
     def check_config(cls, config, source):
         """Validate (and complete) builder arguments read from a config; raises `ValueError`."""
-        configs.check_config(config, source)
+        check_builder_config(config, source)
 
     @classmethod
     def recognizes(cls, reader):

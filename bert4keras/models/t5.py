@@ -30,7 +30,8 @@ from bert4keras.layers import (
     RelativePositionBias,
 )
 from bert4keras.models.base import Structure, Transformer, TransformerModel, register
-from bert4keras.models import config as configs
+from bert4keras.models.config import check_config as check_builder_config
+
 
 
 def feed_forward_activation(feed_forward_proj, hidden_act, default):
@@ -145,8 +146,8 @@ class T5(Transformer):
         if isinstance(heads, int) and isinstance(size, int) and size > 0:
             checked["hidden_size"] = heads * size  # d_model need not be heads * d_kv
             if "hidden_size" in config:
-                configs.check_config(dict(config, num_attention_heads=1), source)
-        configs.check_config(checked, source)
+                check_builder_config(dict(config, num_attention_heads=1), source)
+        check_builder_config(checked, source)
 
     @classmethod
     def recognizes(cls, reader):
