@@ -100,8 +100,8 @@ def test_recipe_quick_then_fine_tune_with_pretrained_small(tmp_path, capsys):
     scores = ner_example.main(["--quick", "--pretrained-small", out])
     assert set(scores) == {"PER", "LOC", "ORG", "all"}
     args = _runner.parse(ner_example._ner.arguments(ner_example.__doc__), ["--pretrained-small", out])
-    assert (args.config, args.checkpoint, args.vocab, args.split_seed) == (
+    assert (args.config, args.checkpoint, args.vocab, args.split_seed, args.model) == (
         os.path.join(export, "bert_config.json"), os.path.join(export, "bert_model.ckpt"),
-        os.path.join(export, "vocab.txt"), 0)
+        os.path.join(export, "vocab.txt"), 0, "roformer")  # the recipe's default family
     with pytest.raises(SystemExit, match="--pretrained-small"):
         ner_example.main(["--quick", "--pretrained-small", str(tmp_path / "missing")])
