@@ -1,4 +1,4 @@
-"""Pretrain a small Chinese BERT here, on the examples' own training text, for the task examples.
+"""Pretrain a small Chinese model (RoFormer by default) here, on the examples' own training text, for the task examples.
 
 One command runs the whole chain: corpus -> vocabulary -> jieba whole-word
 masking records (`pretraining.data`) -> MLM pretraining of a small RoFormer
