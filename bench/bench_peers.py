@@ -45,6 +45,10 @@ order rotating by one peer each round, with a 50 ms pause between peers
 (a thread pool spins briefly after its work, which would slow a peer in
 another process that starts at once); the worker times its own calls, so
 no pipe traffic is timed. Medians and quartiles are over all timed calls of a peer.
+The paired column divides each round's peer time by our time in the same
+round and gives the median of those ratios with a bootstrap 95% interval,
+and a verdict: 'faster' or 'slower' when the whole interval is on one
+side of 1, else 'tie' (the run cannot tell the two apart).
 All processes run on the same CPUs (`--threads`: CPU affinity and TF's
 intra-op threads). The 1-minute load average is printed per row.
 
@@ -162,6 +166,29 @@ def peer_ratios(medians, ours="ours"):
     if ours not in medians:
         return {}
     return {name: t / medians[ours] for name, t in medians.items() if name != ours}
+
+
+def paired_ratio(ours, peer, iters=1, resamples=2000, seed=0):
+    """Paired per-round peer/ours ratio: (median, 95% low, 95% high, verdict).
+
+    `ours` and `peer` are per-call seconds in round order, `iters` calls per
+    round (`interleave`). Each round gives one ratio, its median peer call
+    over its median own call: the two ran back to back, so load that drifts
+    over the run divides out. The interval is a percentile bootstrap of the
+    median ratio over rounds (`resamples` draws, fixed seed). The verdict is
+    "faster" (we are: the whole interval above 1), "slower" (all below 1)
+    or "tie".
+    """
+    rounds = min(len(ours), len(peer)) // iters
+    if rounds == 0:
+        raise ValueError(f"paired_ratio: no complete round of {iters} calls in {len(ours)} / {len(peer)} times")
+    ours = np.median(np.reshape(ours[:rounds * iters], (rounds, iters)), axis=1)
+    peer = np.median(np.reshape(peer[:rounds * iters], (rounds, iters)), axis=1)
+    ratios = peer / ours
+    draws = np.random.default_rng(seed).integers(0, rounds, size=(resamples, rounds))
+    low, high = np.percentile(np.median(ratios[draws], axis=1), [2.5, 97.5])
+    verdict = "faster" if low > 1 else "slower" if high < 1 else "tie"
+    return float(np.median(ratios)), float(low), float(high), verdict
 
 
 def achieved(flops, seconds, peak):
@@ -381,14 +408,16 @@ def print_row(result, peak):
     print(f"{spec['title']} ({sizes}): {result['gflop']:.1f} GFLOP per call; "
           f"load {result['load'][0]:.2f} -> {result['load'][1]:.2f}")
     print(f"  {'peer':34s}{'median ms':>11s}{'q1-q3 ms':>16s}{'best ms':>9s}{'GFLOP/s':>9s}{'of peak':>9s}"
-          f"{'peer/ours':>11s}")
+          f"{'peer/ours':>11s}{'paired, 95% interval':>28s}")
     for name, stats in result["peers"].items():
         gflops, fraction = achieved(result["gflop"] * 1e9, stats["median_ms"] / 1e3, peak)
         ratio = result["ratios"].get(name, 1.0 if name == "ours" else None)
         quartiles = f"{stats['q1_ms']:.1f}-{stats['q3_ms']:.1f}"
         ratio = f"{ratio:.3f}x" if ratio is not None else ""
+        paired = result.get("paired", {}).get(name)
+        paired = f"{paired[0]:.3f} ({paired[1]:.3f}-{paired[2]:.3f}) {paired[3]}" if paired else ""
         print(f"  {result['labels'][name]:34s}{stats['median_ms']:11.1f}{quartiles:>16s}{stats['best_ms']:9.1f}"
-              f"{gflops:9.0f}{fraction:9.3f}{ratio:>11s}")
+              f"{gflops:9.0f}{fraction:9.3f}{ratio:>11s}{paired:>28s}")
     for note in result["notes"]:
         print("  note:", note)
 
@@ -468,9 +497,11 @@ def main(argv=None):
             times = {}
         stats = {peer: summary(t) for peer, t in times.items()}
         medians = {peer: s["median_ms"] for peer, s in stats.items()}
+        paired = {peer: paired_ratio(times["ours"], t, args.iters)
+                  for peer, t in times.items() if peer != "ours" and "ours" in times}
         results.append({"row": name, "spec": spec, "gflop": step_flops(spec, args.batch, args.length) / 1e9,
                         "load": (load_before, os.getloadavg()[0]), "peers": stats, "labels": labels,
-                        "ratios": peer_ratios(medians), "notes": row_notes,
+                        "ratios": peer_ratios(medians), "paired": paired, "notes": row_notes,
                         "seconds": time.perf_counter() - start})
         print(f"[{name}: {time.perf_counter() - start:.0f} s]", file=sys.stderr, flush=True)
         runners = times = None
@@ -499,7 +530,9 @@ def main(argv=None):
           f"{', '.join(f'{p / 1e9:.0f}' for p in peaks)}); load {load_start:.2f} -> {os.getloadavg()[0]:.2f}")
     for result in results:
         print_row(result, peak)
-    print("\n(peer/ours = peer median / our median: above 1 we are faster; 'of peak' = achieved / matmul peak)")
+    print("\n(peer/ours = peer median / our median: above 1 we are faster; 'of peak' = achieved / matmul peak;\n"
+          " paired = median over rounds of the round's peer/ours, with a bootstrap 95% interval: 'faster' or\n"
+          " 'slower' when the whole interval is on one side of 1, else 'tie')")
     for note in notes:
         print("note:", note)
     if args.json:

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -39,6 +40,27 @@ def test_ratios_and_fraction_of_peak():
     assert stats["calls"] == 5 and stats["best_ms"] == pytest.approx(1.0)
     assert stats["median_ms"] == pytest.approx(3.0)
     assert (stats["q1_ms"], stats["q3_ms"]) == (pytest.approx(1.5), pytest.approx(4.5))
+
+
+
+def test_paired_ratio_by_hand():
+    # Each round's peer call over our call of the same round: 2, 2, 2 -> 2 exactly, and every
+    # bootstrap draw of the median is 2 too.
+    assert bench.paired_ratio([1.0, 2.0, 3.0], [2.0, 4.0, 6.0]) == (2.0, 2.0, 2.0, "faster")
+    assert bench.paired_ratio([2.0, 2.0], [1.0, 1.0])[3] == "slower"
+    # Ratios 0.5, 1, 2 per round: median 1, and the interval spans 1 -> a tie.
+    median, low, high, verdict = bench.paired_ratio([1.0, 1.0, 1.0], [0.5, 1.0, 2.0])
+    assert median == 1.0 and low < 1.0 < high and verdict == "tie"
+    # iters=2: each round's median call; rounds (1, 3) -> 2 and (2, 2) -> 2 against 4 and 4.
+    assert bench.paired_ratio([1.0, 3.0, 2.0, 2.0], [4.0, 4.0, 4.0, 4.0], iters=2)[0] == 2.0
+    # The interval is the 2.5-97.5 percentiles of the bootstrap medians, drawn as numpy would.
+    ours, peer = [1.0] * 5, [0.9, 1.0, 1.1, 1.2, 1.3]
+    draws = np.random.default_rng(0).integers(0, 5, size=(2000, 5))
+    expected = np.percentile(
+        np.median(np.array(peer)[draws], axis=1), [2.5, 97.5])
+    assert bench.paired_ratio(ours, peer)[1:3] == pytest.approx(tuple(expected))
+    with pytest.raises(ValueError, match="no complete round"):
+        bench.paired_ratio([1.0], [1.0], iters=2)
 
 
 def test_default_rows_are_the_issue_sizes():
