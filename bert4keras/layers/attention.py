@@ -304,6 +304,14 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
             if attention_mask is not None:
                 logits = ops.where(attention_mask, logits, -backend.large_value("float32"))
             probs = ops.softmax(logits, axis=-1)
+            if attention_mask is not None:
+                # Masked keys already weigh exactly 0 (exp underflows), so this
+                # changes nothing but a query that sees no key at all, whose
+                # context becomes 0 instead of the mean of the values. It keeps
+                # the probabilities a tensor of their own: XLA on JAX's CPU
+                # otherwise fuses the whole softmax into the second matmul,
+                # which made MiniLM 10% slower there (bench/bench_peers.py).
+                probs = ops.where(attention_mask, probs, 0.0)
             dropped = probs
             if use_dropout:
                 if dropout_keep is None:
