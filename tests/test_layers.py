@@ -104,18 +104,24 @@ def test_attention_matches_numpy(rotary):
 
 
 
-def test_attention_query_without_visible_keys_gets_zero_context():
+@pytest.mark.parametrize("fused", [False, True])
+def test_attention_query_without_visible_keys_gets_zero_context(fused, monkeypatch):
     # Sample 1 is all padding, so its queries see no key: its context is 0 and the
-    # output is the o_dense bias alone; sample 0 still matches numpy.
+    # output is the o_dense bias alone; sample 0 still matches numpy. `fused`: the
+    # `ops.dot_product_attention` path (GPU/TPU, torch) run here on the CPU.
+    from bert4keras.layers import attention
+
+    monkeypatch.setattr(attention, "_use_fused_attention", lambda: fused)
     x = rng.randn(2, 5, 16).astype("float32")
     ids = np.array([[3, 4, 5, 0, 0], [0, 0, 0, 0, 0]], dtype="int32")
     layer = MultiHeadAttention(heads=4, head_size=4)
     mask = loop_mask(ids, np.zeros_like(ids), "bidirectional")
-    out, probs = layer([x, x, x], attention_mask=mask, return_attention_scores=True)
+    out = np.asarray(layer([x, x, x], attention_mask=mask))
     expected, _ = np_attention(layer, x[:1], mask[:1], False)
-    np.testing.assert_allclose(np.asarray(out)[:1], expected, atol=1e-5)
+    np.testing.assert_allclose(out[:1], expected, atol=1e-5)
     bias = np.asarray(layer.o_dense.weights[1])
-    np.testing.assert_array_equal(np.asarray(out)[1], np.broadcast_to(bias, (5, 16)))
+    np.testing.assert_array_equal(out[1], np.broadcast_to(bias, (5, 16)))
+    _, probs = layer([x, x, x], attention_mask=mask, return_attention_scores=True)
     assert np.abs(np.asarray(probs)[1]).max() == 0.0
 
 

@@ -293,6 +293,9 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
         if (not return_attention_scores and not use_dropout and relative is None
                 and attention_bias is None and _use_fused_attention()):
             context = ops.dot_product_attention(qw, kw, vw, mask=attention_mask, scale=scale)
+            if attention_mask is not None:  # as below: a query that sees no key gets 0
+                visible = ops.transpose(ops.any(attention_mask, axis=-1), (0, 2, 1))
+                context = ops.where(visible[..., None], context, ops.zeros_like(context))
             probs = None
         else:
             logits = ops.einsum("btnh,bsnh->bnts", qw, kw)
