@@ -113,15 +113,15 @@ def vocabulary(args, texts, min_count=1):
     return Tokenizer(token_dict, do_lower_case=True), keep_tokens
 
 
-def learning_rate(args):
-    """`--lr`, else 1e-3 from scratch and from the small self-pretrained
-    model (the same rate, so that only the start differs; the short one-epoch
-    tasks undertrain at 1e-4), and 2e-5 from another checkpoint (BERT-base
-    sizes)."""
+def learning_rate(args, pretrained_small=1e-3):
+    """`--lr`, else 1e-3 from scratch, `pretrained_small` from the small
+    self-pretrained model (by default the same rate, so that only the start
+    differs; the short one-epoch tasks undertrain at 1e-4), and 2e-5 from
+    another checkpoint (BERT-base sizes)."""
     if args.lr:
         return args.lr
     if args.pretrained_small:
-        return 1e-3
+        return pretrained_small
     return 2e-5 if args.checkpoint else 1e-3
 
 

@@ -124,8 +124,6 @@ def main(argv=None):
     regulariser.add_argument("--fgm", type=float, metavar="EPSILON", help="adversarial training (FGM)")
     regulariser.add_argument("--gradient-penalty", type=float, metavar="EPSILON", help="gradient penalty")
     args = _runner.parse(parser, argv)
-    if args.lr is None and args.pretrained_small:
-        args.lr = PRETRAINED_SMALL_LR
 
     data, reports = _corpora.load_sentiment()
     for report in reports:
@@ -163,7 +161,7 @@ def main(argv=None):
             extend_with_piecewise_linear_lr(extend_with_layerwise_lr(keras.optimizers.Adam))
         )
         optimizer = Optimizer(
-            learning_rate=_runner.learning_rate(args),
+            learning_rate=_runner.learning_rate(args, pretrained_small=PRETRAINED_SMALL_LR),
             lr_multipliers=layerwise_lr_decay(classifier, args.layer_decay),
             lr_schedule=_runner.warmup_then_decay(steps),
             ema_momentum=args.ema,

@@ -295,7 +295,7 @@ class MultiHeadAttention(StaticArgumentsRemat, keras.layers.Layer):
             context = ops.dot_product_attention(qw, kw, vw, mask=attention_mask, scale=scale)
             if attention_mask is not None:  # as below: a query that sees no key gets 0
                 visible = ops.transpose(ops.any(attention_mask, axis=-1), (0, 2, 1))
-                context = ops.where(visible[..., None], context, ops.zeros_like(context))
+                context = ops.where(visible[..., None], context, 0.0)
             probs = None
         else:
             logits = ops.einsum("btnh,bsnh->bnts", qw, kw)
